@@ -1,0 +1,106 @@
+//! Status (birth and death) and metrics messages.
+
+use alloc::vec::Vec;
+
+use crate::{Name, Reason};
+
+/// Published retained on `status` at every (re)connect: everything an operator needs to know
+/// about how the agent started on this board.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Birth {
+    pub device: Name,
+    /// /proc/sys/kernel/random/boot_id: tells reboots apart.
+    pub boot_id: Name,
+    /// Increments at every connect of this agent process (Sparkplug's bdSeq idea).
+    pub session: u32,
+    pub unix_ms: u64,
+    pub agent_version: Name,
+    pub schema_version: u16,
+    pub kernel_release: Name,
+    pub arch: Name,
+    pub page_size: u32,
+    /// Whether the kernel exposes BTF (/sys/kernel/btf/vmlinux). The probes never need it.
+    pub kernel_btf: bool,
+    pub ring_buffers: Vec<RingBufferInfo>,
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// A ring buffer as configured and as created.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RingBufferInfo {
+    pub name: Name,
+    /// Bytes asked for in the config.
+    pub requested: u64,
+    /// Bytes created: the smallest power of two >= max(requested, page size).
+    pub chosen: u64,
+}
+
+/// One probe program and what became of it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeInfo {
+    pub name: Name,
+    /// `category:name` of the tracepoint it attaches to.
+    pub tracepoint: Name,
+    pub state: ProbeState,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ProbeState {
+    Attached,
+    /// Disabled in the config.
+    Disabled,
+    /// Could not be loaded or attached.
+    Skipped { reason: Reason },
+}
+
+/// Published on `status` as the MQTT will (connection lost) or by a clean shutdown.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Death {
+    pub device: Name,
+    pub boot_id: Name,
+    pub session: u32,
+    pub cause: DeathCause,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DeathCause {
+    /// The broker published the will: the agent vanished without saying goodbye.
+    ConnectionLost,
+    /// The agent was asked to stop (SIGINT/SIGTERM) and did.
+    Shutdown,
+}
+
+/// A periodic system sample.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Metrics {
+    pub device: Name,
+    pub boot_id: Name,
+    pub unix_ms: u64,
+    pub uptime_s: u64,
+    /// Whole-system CPU use since the previous sample, percent of all cores.
+    pub cpu_percent: f32,
+    pub mem_total_kib: u64,
+    pub mem_used_kib: u64,
+    /// 1, 5 and 15 minute load averages.
+    pub load: [f32; 3],
+    pub temperatures: Vec<Temperature>,
+    pub agent: AgentStats,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Temperature {
+    pub label: Name,
+    pub celsius: f32,
+}
+
+/// The agent's own counters, totals since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentStats {
+    pub rss_kib: u64,
+    pub events: u64,
+    pub batches: u64,
+    /// Records the kernel could not put in a full ring buffer.
+    pub ring_drops: u64,
+    /// Batches dropped (oldest first) because the outbox was full.
+    pub outbox_drops: u64,
+}
