@@ -1,0 +1,184 @@
+//! The batcher: groups decoded events and flushes at a size or an age, stamping each batch
+//! with device, boot id, sequence number, clocks and the drop counters since the last one.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use edge_wire::{DropCount, Event, EventBatch, Message, Name, bounded, encode};
+
+/// A decoded event and its kernel timestamp (CLOCK_MONOTONIC ns).
+pub type Stamped = (u64, Event);
+
+pub struct Batcher {
+    device: Name,
+    boot_id: Name,
+    seq: u32,
+    max_bytes: usize,
+    max_age: Duration,
+    events: Vec<Stamped>,
+    est_bytes: usize,
+    opened: Option<Instant>,
+}
+
+impl Batcher {
+    pub fn new(device: &str, boot_id: &str, max_bytes: usize, max_age: Duration) -> Self {
+        Self {
+            device: bounded(device),
+            boot_id: bounded(boot_id),
+            seq: 0,
+            max_bytes,
+            max_age,
+            events: Vec::new(),
+            est_bytes: 0,
+            opened: None,
+        }
+    }
+
+    /// Adds an event; returns true when the batch should be flushed for size.
+    pub fn push(&mut self, ev: Stamped) -> bool {
+        self.est_bytes += estimate(&ev.1);
+        self.events.push(ev);
+        self.opened.get_or_insert_with(Instant::now);
+        self.est_bytes >= self.max_bytes
+    }
+
+    /// When the open batch must be flushed for age, if one is open.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.opened.map(|t| t + self.max_age)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Closes the batch into an encoded message. Returns `None` if there is nothing to say
+    /// (no events and no drops).
+    pub fn flush(&mut self, drops: Vec<DropCount>) -> Option<(u32, usize, Vec<u8>)> {
+        if self.events.is_empty() && drops.is_empty() {
+            return None;
+        }
+        let mono_ns = monotonic_ns();
+        let events: Vec<Event> = self
+            .events
+            .drain(..)
+            .map(|(ts, mut ev)| {
+                crate::decode::set_age(&mut ev, ts, mono_ns);
+                ev
+            })
+            .collect();
+        let count = events.len();
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        self.est_bytes = 0;
+        self.opened = None;
+        let msg = Message::Events(EventBatch {
+            device: self.device.clone(),
+            boot_id: self.boot_id.clone(),
+            seq,
+            unix_ms: unix_ms(),
+            mono_ns,
+            drops,
+            events,
+        });
+        match encode(&msg) {
+            Ok(bytes) => Some((seq, count, bytes)),
+            Err(e) => {
+                // Only bounded strings and plain numbers: encoding cannot fail; if it ever
+                // does, say so rather than lose the batch silently.
+                log::error!("batch {seq}: encoding failed ({e}); {count} events lost");
+                None
+            }
+        }
+    }
+}
+
+/// A cheap upper-ish estimate of an event's encoded size.
+fn estimate(ev: &Event) -> usize {
+    let task = 12 + ev.task().comm.len();
+    task + match ev {
+        Event::Bind(_) => 28,
+        Event::Exec(e) => 12 + e.filename.len(),
+        Event::Exit(_) => 12,
+    }
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid timespec pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Turns cumulative counters into "since last time" drop entries (non-zero only).
+#[derive(Default)]
+pub struct DropDelta {
+    last: Vec<u64>,
+}
+
+impl DropDelta {
+    pub fn delta(&mut self, current: &[(&str, u64)]) -> Vec<DropCount> {
+        self.last.resize(current.len(), 0);
+        let mut out = Vec::new();
+        for (i, (name, now)) in current.iter().enumerate() {
+            let d = now.saturating_sub(self.last[i]);
+            self.last[i] = *now;
+            if d > 0 {
+                out.push(DropCount { source: bounded(name), count: d });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use edge_wire::{Exit, ExitHow, Task, decode};
+
+    use super::*;
+
+    fn exit(pid: u32) -> Stamped {
+        let task = Task { pid, tgid: pid, comm: bounded("sh") };
+        (monotonic_ns(), Event::Exit(Exit { age_us: 0, task, ppid: 1, how: ExitHow::Code(0) }))
+    }
+
+    #[test]
+    fn flushes_on_size_and_numbers_batches() {
+        let mut b = Batcher::new("dev", "boot", 100, Duration::from_secs(60));
+        let mut pushes = 0;
+        while !b.push(exit(pushes)) {
+            pushes += 1;
+        }
+        assert!(pushes > 1, "several events fit in 100 bytes");
+        let (seq, n, bytes) = b.flush(vec![]).expect("batch");
+        assert_eq!((seq, n), (0, pushes as usize + 1));
+        assert!(b.is_empty() && b.deadline().is_none());
+        let Message::Events(batch) = decode(&bytes).expect("decodes") else { panic!("not events") };
+        assert_eq!(batch.events.len(), n);
+        assert_eq!(batch.device.as_str(), "dev");
+        b.push(exit(1));
+        assert_eq!(b.flush(vec![]).expect("batch").0, 1);
+    }
+
+    #[test]
+    fn empty_batches_only_carry_drops() {
+        let mut b = Batcher::new("dev", "boot", 1000, Duration::from_millis(5));
+        assert!(b.flush(vec![]).is_none());
+        let drops = vec![DropCount { source: bounded("ring:exec"), count: 4 }];
+        let (_, n, bytes) = b.flush(drops.clone()).expect("drops are news");
+        assert_eq!(n, 0);
+        let Message::Events(batch) = decode(&bytes).expect("decodes") else { panic!() };
+        assert_eq!(batch.drops, drops);
+    }
+
+    #[test]
+    fn drop_deltas_report_only_new_losses() {
+        let mut d = DropDelta::default();
+        assert!(d.delta(&[("a", 0), ("b", 0)]).is_empty());
+        let got = d.delta(&[("a", 3), ("b", 0)]);
+        assert_eq!(got, vec![DropCount { source: bounded("a"), count: 3 }]);
+        assert!(d.delta(&[("a", 3), ("b", 0)]).is_empty());
+    }
+}

@@ -1,0 +1,339 @@
+//! Agent configuration: typed serde structs with defaults, layered (defaults < main file <
+//! per-card file < environment) and validated in one place. Every error names the key.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest ring buffer the config may ask for.
+pub const MAX_RING_BYTES: u64 = 1 << 30;
+/// Environment override for `mqtt.url`.
+pub const ENV_BROKER_URL: &str = "FIRMWARE_AGENT_BROKER_URL";
+/// Environment override for `device_id`.
+pub const ENV_DEVICE_ID: &str = "FIRMWARE_AGENT_DEVICE_ID";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Device id used in topics; default: board serial, else /etc/machine-id.
+    pub device_id: Option<String>,
+    pub mqtt: MqttConfig,
+    pub batch: BatchConfig,
+    pub ring_buffers: RingBufferConfig,
+    pub metrics: MetricsConfig,
+    pub probes: ProbesConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM CA bundle for `mqtts://`; default: the system's roots are not bundled, so required.
+    pub ca_file: Option<PathBuf>,
+    pub topic_prefix: String,
+    /// Default: `firmware-agent-<device_id>`.
+    pub client_id: Option<String>,
+    pub keep_alive_s: u64,
+    /// Encoded batches held while the broker is slow or away; the oldest go first when full.
+    pub outbox_batches: usize,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: "mqtt://127.0.0.1:1883".into(),
+            username: None,
+            password: None,
+            ca_file: None,
+            topic_prefix: "edge".into(),
+            client_id: None,
+            keep_alive_s: 30,
+            outbox_batches: 256,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Flush when a batch's estimated encoded size reaches this.
+    pub max_bytes: usize,
+    /// Flush when the oldest event in a batch is this old.
+    pub max_age_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { max_bytes: 16 * 1024, max_age_ms: 200 }
+    }
+}
+
+/// Requested ring buffer sizes in bytes; the agent rounds each up to a power of two that is
+/// also a multiple of the running kernel's page size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RingBufferConfig {
+    /// bind() events.
+    pub watch_events: u64,
+    /// exec and exit events.
+    pub proc_events: u64,
+}
+
+impl Default for RingBufferConfig {
+    fn default() -> Self {
+        Self { watch_events: 64 * 1024, proc_events: 256 * 1024 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Seconds between system samples on `<prefix>/<device>/metrics`; 0 turns them off.
+    pub interval_s: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { interval_s: 10 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbesConfig {
+    /// Programs not to attach, by name.
+    pub disabled: Vec<String>,
+    /// Where a program attaches, `category:name`, overriding its default tracepoint.
+    pub tracepoints: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Builds the effective config: defaults, then `main` (if given; must exist), then `card`
+    /// (if it exists), then the environment; then validates it.
+    pub fn load(main: Option<&Path>, card: Option<&Path>, program_names: &[&str]) -> Result<Self, ConfigError> {
+        let mut merged = toml::Table::new();
+        if let Some(path) = main {
+            merge(&mut merged, read_layer(path)?);
+        }
+        if let Some(path) = card.filter(|p| p.exists()) {
+            merge(&mut merged, read_layer(path)?);
+        }
+        let mut cfg: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: "(merged layers)".into(), message: e.message().to_owned() })?;
+        cfg.apply_env(|k| std::env::var(k).ok());
+        cfg.validate(program_names)?;
+        Ok(cfg)
+    }
+
+    /// Parses one TOML document as a whole config (for tests and `--check-config`).
+    pub fn from_toml(text: &str, program_names: &[&str]) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: "(inline)".into(), message: e.to_string() })?;
+        cfg.validate(program_names)?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(url) = get(ENV_BROKER_URL) {
+            self.mqtt.url = url;
+        }
+        if let Some(id) = get(ENV_DEVICE_ID) {
+            self.device_id = Some(id);
+        }
+    }
+
+    /// The one place every rule lives.
+    pub fn validate(&self, program_names: &[&str]) -> Result<(), ConfigError> {
+        if let Some(id) = &self.device_id {
+            check_topic_word("device_id", id)?;
+        }
+        let url = &self.mqtt.url;
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("mqtts://"))
+            .ok_or_else(|| invalid("mqtt.url", format!("{url:?} must start with mqtt:// or mqtts://")))?;
+        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        if host.is_empty() {
+            return Err(invalid("mqtt.url", format!("{url:?} has no host")));
+        }
+        if !port.is_empty() && port.trim_end_matches('/').parse::<u16>().is_err() {
+            return Err(invalid("mqtt.url", format!("{url:?} has a bad port {port:?}")));
+        }
+        if let Some(ca) = &self.mqtt.ca_file
+            && !ca.is_file()
+        {
+            return Err(invalid("mqtt.ca_file", format!("{} is not a readable file", ca.display())));
+        }
+        if url.starts_with("mqtts://") && self.mqtt.ca_file.is_none() {
+            return Err(invalid("mqtt.ca_file", "required for mqtts:// (PEM CA bundle)"));
+        }
+        if self.mqtt.password.is_some() && self.mqtt.username.is_none() {
+            return Err(invalid("mqtt.password", "set without mqtt.username"));
+        }
+        check_topic_word("mqtt.topic_prefix", &self.mqtt.topic_prefix)?;
+        if let Some(id) = &self.mqtt.client_id
+            && (id.is_empty() || id.len() > 128)
+        {
+            return Err(invalid("mqtt.client_id", "must be 1 to 128 characters"));
+        }
+        range("mqtt.keep_alive_s", self.mqtt.keep_alive_s, 5, 3600)?;
+        range("mqtt.outbox_batches", self.mqtt.outbox_batches as u64, 1, 65536)?;
+        range("batch.max_bytes", self.batch.max_bytes as u64, 256, 1 << 20)?;
+        range("batch.max_age_ms", self.batch.max_age_ms, 1, 60_000)?;
+        range("ring_buffers.watch_events", self.ring_buffers.watch_events, 1, MAX_RING_BYTES)?;
+        range("ring_buffers.proc_events", self.ring_buffers.proc_events, 1, MAX_RING_BYTES)?;
+        range("metrics.interval_s", self.metrics.interval_s, 0, 86_400)?;
+        for name in &self.probes.disabled {
+            if !program_names.contains(&name.as_str()) {
+                return Err(invalid("probes.disabled", format!("unknown program {name:?} (known: {})", program_names.join(", "))));
+            }
+        }
+        for (name, tp) in &self.probes.tracepoints {
+            let key = format!("probes.tracepoints.{name}");
+            if !program_names.contains(&name.as_str()) {
+                return Err(invalid(key, format!("unknown program {name:?} (known: {})", program_names.join(", "))));
+            }
+            parse_tracepoint(tp).map_err(|reason| invalid(key, reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `category:name`, refusing path tricks.
+pub fn parse_tracepoint(tp: &str) -> Result<(&str, &str), String> {
+    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match tp.split_once(':') {
+        Some((cat, name)) if ok(cat) && ok(name) => Ok((cat, name)),
+        _ => Err(format!("{tp:?} is not `category:name` (letters, digits, _)")),
+    }
+}
+
+fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(invalid(key, format!("{v} is outside {lo}..={hi}")));
+    }
+    Ok(())
+}
+
+fn check_topic_word(key: &str, v: &str) -> Result<(), ConfigError> {
+    if v.is_empty() || v.len() > 64 {
+        return Err(invalid(key, "must be 1 to 64 characters"));
+    }
+    if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(invalid(key, format!("{v:?} contains {c:?}; use letters, digits, '-', '_', '.'")));
+    }
+    Ok(())
+}
+
+fn read_layer(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    // Parse as a whole config first: unknown keys and wrong types are reported against the
+    // file that has them, with its line.
+    toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+    toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Makes a string safe as one MQTT topic level: keeps [A-Za-z0-9._-], maps the rest to '-'.
+pub fn sanitize_device_id(raw: &str) -> String {
+    raw.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .take(64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROGS: &[&str] = &["exec", "bind_enter"];
+
+    fn err_key(text: &str) -> String {
+        match Config::from_toml(text, PROGS) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{text:?} was accepted"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate(PROGS).expect("defaults");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(err_key("[ring_buffers]\nwatch_events = 0"), "ring_buffers.watch_events");
+        assert_eq!(err_key("[ring_buffers]\nproc_events = 1073741825"), "ring_buffers.proc_events");
+        assert_eq!(err_key("[mqtt]\nurl = \"http://x\""), "mqtt.url");
+        assert_eq!(err_key("[mqtt]\nurl = \"mqtt://h:notaport\""), "mqtt.url");
+        assert_eq!(err_key("device_id = \"a/b\""), "device_id");
+        assert_eq!(err_key("[mqtt]\ntopic_prefix = \"edge/#\""), "mqtt.topic_prefix");
+        assert_eq!(err_key("[batch]\nmax_age_ms = 0"), "batch.max_age_ms");
+        assert_eq!(err_key("[probes]\ndisabled = [\"nope\"]"), "probes.disabled");
+        assert_eq!(err_key("[probes.tracepoints]\nexec = \"../../x\""), "probes.tracepoints.exec");
+        assert_eq!(err_key("[mqtt]\nurl = \"mqtts://h:8883\""), "mqtt.ca_file");
+    }
+
+    #[test]
+    fn unknown_keys_and_types_are_named() {
+        let e = err_key("[batch]\nmax_bites = 3");
+        assert!(e.contains("max_bites"), "{e}");
+        let e = err_key("[batch]\nmax_bytes = \"big\"");
+        assert!(e.contains("max_bytes") || e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn layers_merge_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let main = dir.path().join("agent.toml");
+        let card = dir.path().join("card.toml");
+        std::fs::write(&main, "device_id = \"main\"\n[mqtt]\nurl = \"mqtt://a:1\"\ntopic_prefix = \"fleet\"\n").expect("write");
+        std::fs::write(&card, "device_id = \"card-7\"\n").expect("write");
+        let cfg = Config::load(Some(&main), Some(&card), PROGS).expect("load");
+        assert_eq!(cfg.device_id.as_deref(), Some("card-7"));
+        assert_eq!(cfg.mqtt.url, "mqtt://a:1");
+        assert_eq!(cfg.mqtt.topic_prefix, "fleet");
+        assert_eq!(cfg.batch, BatchConfig::default());
+        let mut cfg = cfg;
+        cfg.apply_env(|k| (k == ENV_BROKER_URL).then(|| "mqtt://env:2".to_owned()));
+        assert_eq!(cfg.mqtt.url, "mqtt://env:2");
+    }
+
+    #[test]
+    fn device_ids_are_sanitized() {
+        assert_eq!(sanitize_device_id("10000000abcdef\0"), "10000000abcdef");
+        assert_eq!(sanitize_device_id(" pi 5/#\n"), "pi-5--");
+    }
+}

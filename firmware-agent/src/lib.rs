@@ -1,0 +1,15 @@
+//! The firmware agent as a library, so the binary, the tests and the benches share one
+//! implementation. `main.rs` only wires these together.
+
+pub mod agent;
+pub mod batch;
+pub mod config;
+pub mod decode;
+pub mod kernel;
+pub mod metrics;
+pub mod outbox;
+pub mod probes;
+pub mod publish;
+pub mod ringbuf;
+pub mod selftest;
+pub mod tracefs;

@@ -1,0 +1,73 @@
+//! The system sampler: CPU, memory, load, temperatures and uptime every `metrics.interval_s`,
+//! plus the agent's own counters, published on `<prefix>/<device>/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use edge_wire::{AgentStats, Message, Metrics, Name, Temperature, bounded, encode};
+use sysinfo::{Components, System};
+
+/// Counters shared by the pipeline's tasks.
+#[derive(Default)]
+pub struct Stats {
+    pub events: AtomicU64,
+    pub batches: AtomicU64,
+    pub ring_drops: AtomicU64,
+    pub decode_errors: AtomicU64,
+}
+
+pub struct Sampler {
+    system: System,
+    /// None where the platform has no sensors interface.
+    components: Option<Components>,
+    device: Name,
+    boot_id: Name,
+}
+
+impl Sampler {
+    pub fn new(device: &str, boot_id: &str) -> Option<Self> {
+        let mut system = System::new().ok()?;
+        // The first CPU reading is a baseline; usage is the change since the previous one.
+        system.refresh_cpu_usage();
+        Some(Self { system, components: Components::new_with_refreshed_list().ok(), device: bounded(device), boot_id: bounded(boot_id) })
+    }
+
+    pub fn sample(&mut self, stats: &Stats, outbox_drops: u64) -> Metrics {
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        let load = System::load_average().ok();
+        let temperatures = self
+            .components
+            .iter_mut()
+            .flat_map(|c| {
+                c.refresh(false);
+                c.iter()
+            })
+            .filter_map(|c| c.temperature().map(|t| Temperature { label: bounded(c.label()), celsius: t }))
+            .take(16)
+            .collect();
+        Metrics {
+            device: self.device.clone(),
+            boot_id: self.boot_id.clone(),
+            unix_ms: crate::batch::unix_ms(),
+            uptime_s: System::uptime().unwrap_or(0),
+            cpu_percent: self.system.global_cpu_usage(),
+            mem_total_kib: self.system.total_memory() / 1024,
+            mem_used_kib: self.system.used_memory() / 1024,
+            load: load.map_or([0.0; 3], |l| [l.one as f32, l.five as f32, l.fifteen as f32]),
+            temperatures,
+            agent: AgentStats {
+                rss_kib: crate::kernel::self_rss_kib(),
+                events: stats.events.load(Ordering::Relaxed),
+                batches: stats.batches.load(Ordering::Relaxed),
+                ring_drops: stats.ring_drops.load(Ordering::Relaxed),
+                outbox_drops,
+            },
+        }
+    }
+
+    pub fn encode(&mut self, stats: &Stats, outbox_drops: u64) -> Option<Vec<u8>> {
+        encode(&Message::Metrics(self.sample(stats, outbox_drops)))
+            .inspect_err(|e| log::error!("metrics: encoding failed: {e}"))
+            .ok()
+    }
+}
