@@ -1,0 +1,151 @@
+//! Rendering decoded messages: one readable line per event and status change, or JSON.
+
+use std::fmt::Write as _;
+
+use edge_wire::{Birth, Event, EventBatch, ExitHow, Message, ProbeState, SockAddr};
+use serde_json::{Value, json};
+
+use crate::{Gap, Outcome};
+
+/// Readable lines for one outcome.
+pub fn text(outcome: &Outcome) -> Vec<String> {
+    match outcome {
+        Outcome::Rejected { topic, reason, total } => vec![format!("REJECTED {topic}: {reason} (rejected so far: {total})")],
+        Outcome::Accepted { device, message, gap } => {
+            let mut lines = Vec::new();
+            if let Some(g) = gap {
+                lines.push(gap_line(device, g));
+            }
+            match message {
+                Message::Online(b) => lines.push(birth_line(b)),
+                Message::Offline(d) => lines.push(format!("{device} OFFLINE ({:?}, session {})", d.cause, d.session)),
+                Message::Events(b) => lines.extend(batch_lines(b)),
+                Message::Metrics(m) => lines.push(format!(
+                    "{device} metrics: cpu {:.1}% mem {}/{} MiB load {:.2} {:.2} {:.2} up {}s agent rss {} KiB events {} drops {}+{}",
+                    m.cpu_percent,
+                    m.mem_used_kib / 1024,
+                    m.mem_total_kib / 1024,
+                    m.load[0],
+                    m.load[1],
+                    m.load[2],
+                    m.uptime_s,
+                    m.agent.rss_kib,
+                    m.agent.events,
+                    m.agent.ring_drops,
+                    m.agent.outbox_drops
+                )),
+            }
+            lines
+        }
+    }
+}
+
+fn gap_line(device: &str, g: &Gap) -> String {
+    format!("GAP {device}: expected batch {} got {} ({} batches lost)", g.expected, g.got, g.lost)
+}
+
+fn birth_line(b: &Birth) -> String {
+    let mut s = format!(
+        "{} ONLINE agent {} schema {} kernel {} {} page {} BTF {} session {}; rings",
+        b.device,
+        b.agent_version,
+        b.schema_version,
+        b.kernel_release,
+        b.arch,
+        b.page_size,
+        if b.kernel_btf { "yes" } else { "no" },
+        b.session
+    );
+    for r in &b.ring_buffers {
+        let _ = write!(s, " {}={}->{}", r.name, r.requested, r.chosen);
+    }
+    s.push_str("; probes");
+    for p in &b.probes {
+        match &p.state {
+            ProbeState::Attached => {
+                let _ = write!(s, " {}=ok", p.name);
+            }
+            ProbeState::Disabled => {
+                let _ = write!(s, " {}=disabled", p.name);
+            }
+            ProbeState::Skipped { reason } => {
+                let _ = write!(s, " {}=SKIPPED({reason})", p.name);
+            }
+        }
+    }
+    s
+}
+
+fn batch_lines(b: &EventBatch) -> Vec<String> {
+    let mut lines: Vec<String> = b.drops.iter().map(|d| format!("{} DROPS {}: {}", b.device, d.source, d.count)).collect();
+    for ev in &b.events {
+        let t = ev.task();
+        let who = format!("{} [{}] {}", b.device, t.tgid, t.comm);
+        lines.push(match ev {
+            Event::Bind(e) => format!("{who} bind {} fd {} -> {}", addr(&e.addr), e.fd, if e.ret == 0 { "ok".into() } else { format!("errno {}", -e.ret) }),
+            Event::Exec(e) => format!("{who} exec {} (ppid {}){}", e.filename, e.ppid, if e.truncated { " [truncated]" } else { "" }),
+            Event::Exit(e) => format!(
+                "{who} exit {} (ppid {})",
+                match e.how {
+                    ExitHow::Code(c) => format!("code {c}"),
+                    ExitHow::Signal(s) => format!("KILLED by signal {s}"),
+                    ExitHow::Unknown => "unknown".into(),
+                },
+                e.ppid
+            ),
+        });
+    }
+    lines
+}
+
+/// A socket address as people write it.
+pub fn addr(a: &SockAddr) -> String {
+    match a {
+        SockAddr::V4 { ip, port } => format!("{}:{port}", std::net::Ipv4Addr::from(*ip)),
+        SockAddr::V6 { ip, port, .. } => format!("[{}]:{port}", std::net::Ipv6Addr::from(*ip)),
+        SockAddr::Unix { path } => format!("unix:{path}"),
+        SockAddr::Other { family } => format!("family {family}"),
+        SockAddr::Unreadable => "(unreadable)".into(),
+    }
+}
+
+/// JSON records for one outcome: one per event, status change, metrics sample, gap or rejection.
+pub fn json(outcome: &Outcome) -> Vec<Value> {
+    match outcome {
+        Outcome::Rejected { topic, reason, total } => vec![json!({"type": "rejected", "topic": topic, "reason": reason, "rejected_total": total})],
+        Outcome::Accepted { device, message, gap } => {
+            let mut out = Vec::new();
+            if let Some(g) = gap {
+                out.push(json!({"type": "gap", "device": device, "expected": g.expected, "got": g.got, "lost": g.lost}));
+            }
+            match message {
+                Message::Events(b) => {
+                    for d in &b.drops {
+                        out.push(json!({"type": "drops", "device": device, "seq": b.seq, "source": d.source.as_str(), "count": d.count}));
+                    }
+                    for ev in &b.events {
+                        let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+                        if let (Event::Bind(e), Some(obj)) = (ev, v.get_mut("Bind").and_then(Value::as_object_mut)) {
+                            obj.insert("address".into(), Value::String(addr(&e.addr)));
+                        }
+                        let ts_ms = b.unix_ms.saturating_sub(ev.age_us() / 1000);
+                        out.push(json!({"type": "event", "device": device, "seq": b.seq, "boot_id": b.boot_id.as_str(), "unix_ms": ts_ms, "event": v}));
+                    }
+                }
+                other => out.push(message_json(device, other)),
+            }
+            out
+        }
+    }
+}
+
+/// The whole message as JSON (used by the bridge and for status/metrics lines).
+pub fn message_json(device: &str, m: &Message) -> Value {
+    let (kind, body) = match m {
+        Message::Online(b) => ("online", serde_json::to_value(b)),
+        Message::Offline(d) => ("offline", serde_json::to_value(d)),
+        Message::Events(b) => ("events", serde_json::to_value(b)),
+        Message::Metrics(x) => ("metrics", serde_json::to_value(x)),
+    };
+    json!({"type": kind, "device": device, "body": body.unwrap_or(Value::Null)})
+}
