@@ -86,10 +86,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut hub = Hub::new(&args.prefix);
     let mut stdout = std::io::stdout().lock();
     let mut backoff = Duration::from_millis(200);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
     loop {
         let event = tokio::select! {
             ev = eventloop.poll() => ev,
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
