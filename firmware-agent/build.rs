@@ -18,7 +18,9 @@ fn main() -> anyhow::Result<()> {
             .to_owned(),
     };
     let probes_dir = root.join("ebpf/probes");
-    let probes_dir = probes_dir.to_str().context("non-UTF-8 path to ebpf/probes")?;
+    let probes_dir = probes_dir
+        .to_str()
+        .context("non-UTF-8 path to ebpf/probes")?;
     let package = aya_build::Package {
         name: "firmware-agent-ebpf",
         root_dir: probes_dir,

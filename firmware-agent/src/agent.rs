@@ -59,35 +59,67 @@ pub fn load(cfg: &Config) -> anyhow::Result<Loaded> {
         if kernel.btf { "present" } else { "absent" }
     );
     if !crate::kernel::raise_memlock() {
-        log::info!("RLIMIT_MEMLOCK not raised ({}); fine on kernels >= 5.11, which charge BPF memory to the cgroup", std::io::Error::last_os_error());
+        log::info!(
+            "RLIMIT_MEMLOCK not raised ({}); fine on kernels >= 5.11, which charge BPF memory to the cgroup",
+            std::io::Error::last_os_error()
+        );
     }
     let tracefs = Tracefs::open_or_mount()?;
     log::info!("tracefs at {}", tracefs.root().display());
     let ring_plans = plan_rings(cfg, kernel.page_size)?;
     let plan = probes::plan(&tracefs, &cfg.probes);
-    let (ebpf, report) = probes::load_and_attach(plan, &ring_plans).map_err(|e| anyhow::anyhow!("loading the eBPF object: {}", probes::error_chain(&e)))?;
-    let producing = PROGRAMS.iter().zip(&report).filter(|(spec, info)| spec.produces_events && info.state == ProbeState::Attached).count();
+    let (ebpf, report) = probes::load_and_attach(plan, &ring_plans)
+        .map_err(|e| anyhow::anyhow!("loading the eBPF object: {}", probes::error_chain(&e)))?;
+    let producing = PROGRAMS
+        .iter()
+        .zip(&report)
+        .filter(|(spec, info)| spec.produces_events && info.state == ProbeState::Attached)
+        .count();
     if producing == 0 {
-        let reasons: Vec<String> = report.iter().map(|p| format!("{}: {:?}", p.name, p.state)).collect();
+        let reasons: Vec<String> = report
+            .iter()
+            .map(|p| format!("{}: {:?}", p.name, p.state))
+            .collect();
         anyhow::bail!("no event probe could run:\n  {}", reasons.join("\n  "));
     }
     let mut rings = Vec::new();
     for plan in &ring_plans {
         let kernel_size = match ebpf.map(plan.map) {
-            Some(Map::RingBuf(data)) => data.info().map(|i| u64::from(i.max_entries())).with_context(|| format!("reading {} info", plan.map))?,
+            Some(Map::RingBuf(data)) => data
+                .info()
+                .map(|i| u64::from(i.max_entries()))
+                .with_context(|| format!("reading {} info", plan.map))?,
             _ => anyhow::bail!("ring buffer {} missing from the eBPF object", plan.map),
         };
         if kernel_size != plan.chosen {
-            log::warn!("ring buffer {}: kernel reports {kernel_size} B, we chose {} B", plan.map, plan.chosen);
+            log::warn!(
+                "ring buffer {}: kernel reports {kernel_size} B, we chose {} B",
+                plan.map,
+                plan.chosen
+            );
         }
-        rings.push(RingBufferInfo { name: bounded(plan.map), requested: plan.requested, chosen: kernel_size });
+        rings.push(RingBufferInfo {
+            name: bounded(plan.map),
+            requested: plan.requested,
+            chosen: kernel_size,
+        });
     }
-    Ok(Loaded { ebpf, kernel, rings, probes: report })
+    Ok(Loaded {
+        ebpf,
+        kernel,
+        rings,
+        probes: report,
+    })
 }
 
 /// Runs the agent until `stop` fires (SIGINT/SIGTERM), then flushes, says offline, detaches.
 pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> anyhow::Result<()> {
-    let Loaded { mut ebpf, kernel, rings, probes } = load(cfg)?;
+    let Loaded {
+        mut ebpf,
+        kernel,
+        rings,
+        probes,
+    } = load(cfg)?;
     let birth = Birth {
         device: bounded(device),
         boot_id: bounded(&kernel.boot_id),
@@ -103,26 +135,61 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         probes,
     };
     let outbox = Arc::new(Outbox::new(cfg.mqtt.outbox_batches));
-    let client_id = cfg.mqtt.client_id.clone().unwrap_or_else(|| format!("firmware-agent-{device}"));
+    let client_id = cfg
+        .mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("firmware-agent-{device}"));
     let topics = Topics::new(&cfg.mqtt.topic_prefix, device);
-    log::info!("publishing to {} as {client_id} under {}/", cfg.mqtt.url, topics.base);
+    log::info!(
+        "publishing to {} as {client_id} under {}/",
+        cfg.mqtt.url,
+        topics.base
+    );
     let publisher = publish::spawn(&cfg.mqtt, client_id, topics, birth, outbox.clone())?;
 
     let watch = take_ring(&mut ebpf, "WATCH_EVENTS")?;
     let proc_events = take_ring(&mut ebpf, "PROC_EVENTS")?;
-    let drops: PerCpuArray<MapData, u64> = ebpf.take_map("DROPS").context("DROPS map missing")?.try_into().context("DROPS map type")?;
+    let drops: PerCpuArray<MapData, u64> = ebpf
+        .take_map("DROPS")
+        .context("DROPS map missing")?
+        .try_into()
+        .context("DROPS map type")?;
     let stats = Arc::new(Stats::default());
 
     smol::block_on(async {
         let (tx, rx) = async_channel::bounded::<Stamped>(EVENT_QUEUE);
         let readers: Vec<_> = [("WATCH_EVENTS", watch), ("PROC_EVENTS", proc_events)]
             .into_iter()
-            .map(|(name, ring)| smol::spawn(read_ring(name, ring, tx.clone(), stats.clone(), stop.clone())))
+            .map(|(name, ring)| {
+                smol::spawn(read_ring(
+                    name,
+                    ring,
+                    tx.clone(),
+                    stats.clone(),
+                    stop.clone(),
+                ))
+            })
             .collect();
         drop(tx);
-        let batcher = smol::spawn(batch_loop(cfg.clone(), device.to_owned(), kernel.boot_id.clone(), rx, drops, outbox.clone(), stats.clone()));
+        let batcher = smol::spawn(batch_loop(
+            cfg.clone(),
+            device.to_owned(),
+            kernel.boot_id.clone(),
+            rx,
+            drops,
+            outbox.clone(),
+            stats.clone(),
+        ));
         let sampler = (cfg.metrics.interval_s > 0).then(|| {
-            smol::spawn(metrics_loop(Duration::from_secs(cfg.metrics.interval_s), device.to_owned(), kernel.boot_id.clone(), outbox.clone(), stats.clone(), stop.clone()))
+            smol::spawn(metrics_loop(
+                Duration::from_secs(cfg.metrics.interval_s),
+                device.to_owned(),
+                kernel.boot_id.clone(),
+                outbox.clone(),
+                stats.clone(),
+                stop.clone(),
+            ))
         });
         for r in readers {
             r.await;
@@ -132,26 +199,44 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             s.await;
         }
     });
-    log::info!("shutting down: pipeline flushed, {} messages left for the broker", outbox.len());
+    log::info!(
+        "shutting down: pipeline flushed, {} messages left for the broker",
+        outbox.len()
+    );
     outbox.close();
-    publisher.join().map_err(|_| anyhow::anyhow!("the mqtt thread panicked"))?;
+    publisher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the mqtt thread panicked"))?;
     drop(ebpf);
     log::info!("probes detached; bye");
     Ok(())
 }
 
 fn take_ring(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<RingBuf<MapData>> {
-    ebpf.take_map(name).with_context(|| format!("{name} map missing"))?.try_into().with_context(|| format!("{name} is not a ring buffer"))
+    ebpf.take_map(name)
+        .with_context(|| format!("{name} map missing"))?
+        .try_into()
+        .with_context(|| format!("{name} is not a ring buffer"))
 }
 
-async fn read_ring(name: &'static str, ring: RingBuf<MapData>, tx: async_channel::Sender<Stamped>, stats: Arc<Stats>, stop: async_channel::Receiver<()>) {
+async fn read_ring(
+    name: &'static str,
+    ring: RingBuf<MapData>,
+    tx: async_channel::Sender<Stamped>,
+    stats: Arc<Stats>,
+    stop: async_channel::Receiver<()>,
+) {
     let decode = |bytes: &[u8]| match crate::decode::decode(bytes, proc_ppid) {
         Ok(ev) => {
-            stats.events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .events
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Some(ev)
         }
         Err(e) => {
-            stats.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .decode_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::warn!("{name}: undecodable record: {e}");
             None
         }
@@ -166,31 +251,58 @@ async fn read_ring(name: &'static str, ring: RingBuf<MapData>, tx: async_channel
 
 fn read_drops(drops: &PerCpuArray<MapData, u64>) -> [(&'static str, u64); 3] {
     let sum = |slot: u32| drops.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0);
-    [("ring:bind", sum(DROP_BIND)), ("ring:exec", sum(DROP_EXEC)), ("ring:exit", sum(DROP_EXIT))]
+    [
+        ("ring:bind", sum(DROP_BIND)),
+        ("ring:exec", sum(DROP_EXEC)),
+        ("ring:exit", sum(DROP_EXIT)),
+    ]
 }
 
-async fn batch_loop(cfg: Config, device: String, boot_id: String, rx: async_channel::Receiver<Stamped>, drops: PerCpuArray<MapData, u64>, outbox: Arc<Outbox>, stats: Arc<Stats>) {
-    let mut batcher = Batcher::new(&device, &boot_id, cfg.batch.max_bytes, Duration::from_millis(cfg.batch.max_age_ms));
+async fn batch_loop(
+    cfg: Config,
+    device: String,
+    boot_id: String,
+    rx: async_channel::Receiver<Stamped>,
+    drops: PerCpuArray<MapData, u64>,
+    outbox: Arc<Outbox>,
+    stats: Arc<Stats>,
+) {
+    let mut batcher = Batcher::new(
+        &device,
+        &boot_id,
+        cfg.batch.max_bytes,
+        Duration::from_millis(cfg.batch.max_age_ms),
+    );
     let mut delta = DropDelta::default();
     let mut flush = |batcher: &mut Batcher| {
         let ring = read_drops(&drops);
         let ring_total: u64 = ring.iter().map(|(_, n)| n).sum();
-        stats.ring_drops.store(ring_total, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .ring_drops
+            .store(ring_total, std::sync::atomic::Ordering::Relaxed);
         let counters = [ring[0], ring[1], ring[2], ("outbox", outbox.dropped())];
         if let Some((seq, n, payload)) = batcher.flush(delta.delta(&counters)) {
-            stats.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .batches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::debug!("batch {seq}: {n} events, {} bytes", payload.len());
-            outbox.push(Outgoing { leaf: Leaf::Events, payload });
+            outbox.push(Outgoing {
+                leaf: Leaf::Events,
+                payload,
+            });
         }
     };
     loop {
         let step = match batcher.deadline() {
             None => rx.recv().await.map_or(Step::Closed, Step::Event),
             Some(deadline) => {
-                future::or(async { rx.recv().await.map_or(Step::Closed, Step::Event) }, async {
-                    smol::Timer::at(deadline).await;
-                    Step::Due
-                })
+                future::or(
+                    async { rx.recv().await.map_or(Step::Closed, Step::Event) },
+                    async {
+                        smol::Timer::at(deadline).await;
+                        Step::Due
+                    },
+                )
                 .await
             }
         };
@@ -209,29 +321,43 @@ async fn batch_loop(cfg: Config, device: String, boot_id: String, rx: async_chan
     }
 }
 
+#[allow(clippy::large_enum_variant, reason = "short-lived, moved once")]
 enum Step {
     Event(Stamped),
     Due,
     Closed,
 }
 
-async fn metrics_loop(every: Duration, device: String, boot_id: String, outbox: Arc<Outbox>, stats: Arc<Stats>, stop: async_channel::Receiver<()>) {
+async fn metrics_loop(
+    every: Duration,
+    device: String,
+    boot_id: String,
+    outbox: Arc<Outbox>,
+    stats: Arc<Stats>,
+    stop: async_channel::Receiver<()>,
+) {
     let Some(mut sampler) = Sampler::new(&device, &boot_id) else {
         log::warn!("metrics: sysinfo cannot read this system; no metrics will be published");
         return;
     };
     let mut timer = smol::Timer::interval(every);
     loop {
-        let tick = future::or(async { futures_lite::StreamExt::next(&mut timer).await.is_some() }, async {
-            let _ = stop.recv().await;
-            false
-        })
+        let tick = future::or(
+            async { futures_lite::StreamExt::next(&mut timer).await.is_some() },
+            async {
+                let _ = stop.recv().await;
+                false
+            },
+        )
         .await;
         if !tick {
             return;
         }
         if let Some(payload) = sampler.encode(&stats, outbox.dropped()) {
-            outbox.push(Outgoing { leaf: Leaf::Metrics, payload });
+            outbox.push(Outgoing {
+                leaf: Leaf::Metrics,
+                payload,
+            });
         }
     }
 }

@@ -102,14 +102,20 @@ fn estimate(ev: &Event) -> usize {
 }
 
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid timespec pointer; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Turns cumulative counters into "since last time" drop entries (non-zero only).
@@ -126,7 +132,10 @@ impl DropDelta {
             let d = now.saturating_sub(self.last[i]);
             self.last[i] = *now;
             if d > 0 {
-                out.push(DropCount { source: bounded(name), count: d });
+                out.push(DropCount {
+                    source: bounded(name),
+                    count: d,
+                });
             }
         }
         out
@@ -140,8 +149,20 @@ mod tests {
     use super::*;
 
     fn exit(pid: u32) -> Stamped {
-        let task = Task { pid, tgid: pid, comm: bounded("sh") };
-        (monotonic_ns(), Event::Exit(Exit { age_us: 0, task, ppid: 1, how: ExitHow::Code(0) }))
+        let task = Task {
+            pid,
+            tgid: pid,
+            comm: bounded("sh"),
+        };
+        (
+            monotonic_ns(),
+            Event::Exit(Exit {
+                age_us: 0,
+                task,
+                ppid: 1,
+                how: ExitHow::Code(0),
+            }),
+        )
     }
 
     #[test]
@@ -155,7 +176,9 @@ mod tests {
         let (seq, n, bytes) = b.flush(vec![]).expect("batch");
         assert_eq!((seq, n), (0, pushes as usize + 1));
         assert!(b.is_empty() && b.deadline().is_none());
-        let Message::Events(batch) = decode(&bytes).expect("decodes") else { panic!("not events") };
+        let Message::Events(batch) = decode(&bytes).expect("decodes") else {
+            panic!("not events")
+        };
         assert_eq!(batch.events.len(), n);
         assert_eq!(batch.device.as_str(), "dev");
         b.push(exit(1));
@@ -166,10 +189,15 @@ mod tests {
     fn empty_batches_only_carry_drops() {
         let mut b = Batcher::new("dev", "boot", 1000, Duration::from_millis(5));
         assert!(b.flush(vec![]).is_none());
-        let drops = vec![DropCount { source: bounded("ring:exec"), count: 4 }];
+        let drops = vec![DropCount {
+            source: bounded("ring:exec"),
+            count: 4,
+        }];
         let (_, n, bytes) = b.flush(drops.clone()).expect("drops are news");
         assert_eq!(n, 0);
-        let Message::Events(batch) = decode(&bytes).expect("decodes") else { panic!() };
+        let Message::Events(batch) = decode(&bytes).expect("decodes") else {
+            panic!()
+        };
         assert_eq!(batch.drops, drops);
     }
 
@@ -178,7 +206,13 @@ mod tests {
         let mut d = DropDelta::default();
         assert!(d.delta(&[("a", 0), ("b", 0)]).is_empty());
         let got = d.delta(&[("a", 3), ("b", 0)]);
-        assert_eq!(got, vec![DropCount { source: bounded("a"), count: 3 }]);
+        assert_eq!(
+            got,
+            vec![DropCount {
+                source: bounded("a"),
+                count: 3
+            }]
+        );
         assert!(d.delta(&[("a", 3), ("b", 0)]).is_empty());
     }
 }

@@ -18,7 +18,10 @@ pub const ENV_DEVICE_ID: &str = "FIRMWARE_AGENT_DEVICE_ID";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {reason}")]
@@ -26,7 +29,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -84,7 +90,10 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_bytes: 16 * 1024, max_age_ms: 200 }
+        Self {
+            max_bytes: 16 * 1024,
+            max_age_ms: 200,
+        }
     }
 }
 
@@ -101,7 +110,10 @@ pub struct RingBufferConfig {
 
 impl Default for RingBufferConfig {
     fn default() -> Self {
-        Self { watch_events: 64 * 1024, proc_events: 256 * 1024 }
+        Self {
+            watch_events: 64 * 1024,
+            proc_events: 256 * 1024,
+        }
     }
 }
 
@@ -130,7 +142,11 @@ pub struct ProbesConfig {
 impl Config {
     /// Builds the effective config: defaults, then `main` (if given; must exist), then `card`
     /// (if it exists), then the environment; then validates it.
-    pub fn load(main: Option<&Path>, card: Option<&Path>, program_names: &[&str]) -> Result<Self, ConfigError> {
+    pub fn load(
+        main: Option<&Path>,
+        card: Option<&Path>,
+        program_names: &[&str],
+    ) -> Result<Self, ConfigError> {
         let mut merged = toml::Table::new();
         if let Some(path) = main {
             merge(&mut merged, read_layer(path)?);
@@ -138,9 +154,13 @@ impl Config {
         if let Some(path) = card.filter(|p| p.exists()) {
             merge(&mut merged, read_layer(path)?);
         }
-        let mut cfg: Config = toml::Value::Table(merged)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path: "(merged layers)".into(), message: e.message().to_owned() })?;
+        let mut cfg: Config =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: "(merged layers)".into(),
+                    message: e.message().to_owned(),
+                })?;
         cfg.apply_env(|k| std::env::var(k).ok());
         cfg.validate(program_names)?;
         Ok(cfg)
@@ -148,7 +168,10 @@ impl Config {
 
     /// Parses one TOML document as a whole config (for tests and `--check-config`).
     pub fn from_toml(text: &str, program_names: &[&str]) -> Result<Self, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: "(inline)".into(), message: e.to_string() })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "(inline)".into(),
+            message: e.to_string(),
+        })?;
         cfg.validate(program_names)?;
         Ok(cfg)
     }
@@ -171,21 +194,35 @@ impl Config {
         let rest = url
             .strip_prefix("mqtt://")
             .or_else(|| url.strip_prefix("mqtts://"))
-            .ok_or_else(|| invalid("mqtt.url", format!("{url:?} must start with mqtt:// or mqtts://")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "mqtt.url",
+                    format!("{url:?} must start with mqtt:// or mqtts://"),
+                )
+            })?;
         let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
         if host.is_empty() {
             return Err(invalid("mqtt.url", format!("{url:?} has no host")));
         }
         if !port.is_empty() && port.trim_end_matches('/').parse::<u16>().is_err() {
-            return Err(invalid("mqtt.url", format!("{url:?} has a bad port {port:?}")));
+            return Err(invalid(
+                "mqtt.url",
+                format!("{url:?} has a bad port {port:?}"),
+            ));
         }
         if let Some(ca) = &self.mqtt.ca_file
             && !ca.is_file()
         {
-            return Err(invalid("mqtt.ca_file", format!("{} is not a readable file", ca.display())));
+            return Err(invalid(
+                "mqtt.ca_file",
+                format!("{} is not a readable file", ca.display()),
+            ));
         }
         if url.starts_with("mqtts://") && self.mqtt.ca_file.is_none() {
-            return Err(invalid("mqtt.ca_file", "required for mqtts:// (PEM CA bundle)"));
+            return Err(invalid(
+                "mqtt.ca_file",
+                "required for mqtts:// (PEM CA bundle)",
+            ));
         }
         if self.mqtt.password.is_some() && self.mqtt.username.is_none() {
             return Err(invalid("mqtt.password", "set without mqtt.username"));
@@ -197,21 +234,48 @@ impl Config {
             return Err(invalid("mqtt.client_id", "must be 1 to 128 characters"));
         }
         range("mqtt.keep_alive_s", self.mqtt.keep_alive_s, 5, 3600)?;
-        range("mqtt.outbox_batches", self.mqtt.outbox_batches as u64, 1, 65536)?;
+        range(
+            "mqtt.outbox_batches",
+            self.mqtt.outbox_batches as u64,
+            1,
+            65536,
+        )?;
         range("batch.max_bytes", self.batch.max_bytes as u64, 256, 1 << 20)?;
         range("batch.max_age_ms", self.batch.max_age_ms, 1, 60_000)?;
-        range("ring_buffers.watch_events", self.ring_buffers.watch_events, 1, MAX_RING_BYTES)?;
-        range("ring_buffers.proc_events", self.ring_buffers.proc_events, 1, MAX_RING_BYTES)?;
+        range(
+            "ring_buffers.watch_events",
+            self.ring_buffers.watch_events,
+            1,
+            MAX_RING_BYTES,
+        )?;
+        range(
+            "ring_buffers.proc_events",
+            self.ring_buffers.proc_events,
+            1,
+            MAX_RING_BYTES,
+        )?;
         range("metrics.interval_s", self.metrics.interval_s, 0, 86_400)?;
         for name in &self.probes.disabled {
             if !program_names.contains(&name.as_str()) {
-                return Err(invalid("probes.disabled", format!("unknown program {name:?} (known: {})", program_names.join(", "))));
+                return Err(invalid(
+                    "probes.disabled",
+                    format!(
+                        "unknown program {name:?} (known: {})",
+                        program_names.join(", ")
+                    ),
+                ));
             }
         }
         for (name, tp) in &self.probes.tracepoints {
             let key = format!("probes.tracepoints.{name}");
             if !program_names.contains(&name.as_str()) {
-                return Err(invalid(key, format!("unknown program {name:?} (known: {})", program_names.join(", "))));
+                return Err(invalid(
+                    key,
+                    format!(
+                        "unknown program {name:?} (known: {})",
+                        program_names.join(", ")
+                    ),
+                ));
             }
             parse_tracepoint(tp).map_err(|reason| invalid(key, reason))?;
         }
@@ -224,7 +288,9 @@ pub fn parse_tracepoint(tp: &str) -> Result<(&str, &str), String> {
     let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     match tp.split_once(':') {
         Some((cat, name)) if ok(cat) && ok(name) => Ok((cat, name)),
-        _ => Err(format!("{tp:?} is not `category:name` (letters, digits, _)")),
+        _ => Err(format!(
+            "{tp:?} is not `category:name` (letters, digits, _)"
+        )),
     }
 }
 
@@ -239,18 +305,33 @@ fn check_topic_word(key: &str, v: &str) -> Result<(), ConfigError> {
     if v.is_empty() || v.len() > 64 {
         return Err(invalid(key, "must be 1 to 64 characters"));
     }
-    if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(invalid(key, format!("{v:?} contains {c:?}; use letters, digits, '-', '_', '.'")));
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(invalid(
+            key,
+            format!("{v:?} contains {c:?}; use letters, digits, '-', '_', '.'"),
+        ));
     }
     Ok(())
 }
 
 fn read_layer(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
     // Parse as a whole config first: unknown keys and wrong types are reported against the
     // file that has them, with its line.
-    toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
-    toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -268,7 +349,13 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 pub fn sanitize_device_id(raw: &str) -> String {
     raw.trim_matches(|c: char| c.is_whitespace() || c == '\0')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect()
 }
@@ -294,15 +381,30 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        assert_eq!(err_key("[ring_buffers]\nwatch_events = 0"), "ring_buffers.watch_events");
-        assert_eq!(err_key("[ring_buffers]\nproc_events = 1073741825"), "ring_buffers.proc_events");
+        assert_eq!(
+            err_key("[ring_buffers]\nwatch_events = 0"),
+            "ring_buffers.watch_events"
+        );
+        assert_eq!(
+            err_key("[ring_buffers]\nproc_events = 1073741825"),
+            "ring_buffers.proc_events"
+        );
         assert_eq!(err_key("[mqtt]\nurl = \"http://x\""), "mqtt.url");
         assert_eq!(err_key("[mqtt]\nurl = \"mqtt://h:notaport\""), "mqtt.url");
         assert_eq!(err_key("device_id = \"a/b\""), "device_id");
-        assert_eq!(err_key("[mqtt]\ntopic_prefix = \"edge/#\""), "mqtt.topic_prefix");
+        assert_eq!(
+            err_key("[mqtt]\ntopic_prefix = \"edge/#\""),
+            "mqtt.topic_prefix"
+        );
         assert_eq!(err_key("[batch]\nmax_age_ms = 0"), "batch.max_age_ms");
-        assert_eq!(err_key("[probes]\ndisabled = [\"nope\"]"), "probes.disabled");
-        assert_eq!(err_key("[probes.tracepoints]\nexec = \"../../x\""), "probes.tracepoints.exec");
+        assert_eq!(
+            err_key("[probes]\ndisabled = [\"nope\"]"),
+            "probes.disabled"
+        );
+        assert_eq!(
+            err_key("[probes.tracepoints]\nexec = \"../../x\""),
+            "probes.tracepoints.exec"
+        );
         assert_eq!(err_key("[mqtt]\nurl = \"mqtts://h:8883\""), "mqtt.ca_file");
     }
 
@@ -319,7 +421,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let main = dir.path().join("agent.toml");
         let card = dir.path().join("card.toml");
-        std::fs::write(&main, "device_id = \"main\"\n[mqtt]\nurl = \"mqtt://a:1\"\ntopic_prefix = \"fleet\"\n").expect("write");
+        std::fs::write(
+            &main,
+            "device_id = \"main\"\n[mqtt]\nurl = \"mqtt://a:1\"\ntopic_prefix = \"fleet\"\n",
+        )
+        .expect("write");
         std::fs::write(&card, "device_id = \"card-7\"\n").expect("write");
         let cfg = Config::load(Some(&main), Some(&card), PROGS).expect("load");
         assert_eq!(cfg.device_id.as_deref(), Some("card-7"));

@@ -2,8 +2,9 @@
 
 use edge_wire::{Bind, Comm, Event, Exec, Exit, ExitHow, PathStr, SockAddr, Task, bounded};
 use firmware_agent_common::{
-    BindEvent, EventHeader, ExecEvent, ExitEvent, FLAG_ADDR_UNREADABLE, FLAG_EXIT_CODE, FLAG_EXIT_SIGNAL,
-    FLAG_PPID_KNOWN, FLAG_TRUNCATED, KIND_BIND, KIND_EXEC, KIND_EXIT, read_record,
+    BindEvent, EventHeader, ExecEvent, ExitEvent, FLAG_ADDR_UNREADABLE, FLAG_EXIT_CODE,
+    FLAG_EXIT_SIGNAL, FLAG_PPID_KNOWN, FLAG_TRUNCATED, KIND_BIND, KIND_EXEC, KIND_EXIT,
+    read_record,
 };
 
 const AF_UNIX: u16 = 1;
@@ -20,18 +21,45 @@ pub enum DecodeError {
 
 /// Decodes one ring buffer record. `now_ns` is CLOCK_MONOTONIC at decode time (ages are
 /// fixed later against the batch's clock); `lookup_ppid` finds parents the probe did not see.
-pub fn decode(bytes: &[u8], lookup_ppid: impl Fn(u32) -> Option<u32>) -> Result<(u64, Event), DecodeError> {
-    let header: EventHeader = read_record(bytes).ok_or(DecodeError::Short { kind: 0, len: bytes.len() })?;
-    let short = || DecodeError::Short { kind: header.kind, len: bytes.len() };
-    let task = Task { pid: header.pid, tgid: header.tgid, comm: comm(&header.comm) };
+pub fn decode(
+    bytes: &[u8],
+    lookup_ppid: impl Fn(u32) -> Option<u32>,
+) -> Result<(u64, Event), DecodeError> {
+    let header: EventHeader = read_record(bytes).ok_or(DecodeError::Short {
+        kind: 0,
+        len: bytes.len(),
+    })?;
+    let short = || DecodeError::Short {
+        kind: header.kind,
+        len: bytes.len(),
+    };
+    let task = Task {
+        pid: header.pid,
+        tgid: header.tgid,
+        comm: comm(&header.comm),
+    };
     let ppid = |known: u32| {
-        if header.flags & FLAG_PPID_KNOWN != 0 { known } else { lookup_ppid(header.tgid).unwrap_or(0) }
+        if header.flags & FLAG_PPID_KNOWN != 0 {
+            known
+        } else {
+            lookup_ppid(header.tgid).unwrap_or(0)
+        }
     };
     let event = match header.kind {
         KIND_BIND => {
             let r: BindEvent = read_record(bytes).ok_or_else(short)?;
-            let addr = if r.header.flags & FLAG_ADDR_UNREADABLE != 0 { SockAddr::Unreadable } else { sockaddr(&r.addr, r.addrlen) };
-            Event::Bind(Bind { age_us: 0, task, fd: r.fd, ret: r.ret, addr })
+            let addr = if r.header.flags & FLAG_ADDR_UNREADABLE != 0 {
+                SockAddr::Unreadable
+            } else {
+                sockaddr(&r.addr, r.addrlen)
+            };
+            Event::Bind(Bind {
+                age_us: 0,
+                task,
+                fd: r.fd,
+                ret: r.ret,
+                addr,
+            })
         }
         KIND_EXEC => {
             let r: ExecEvent = read_record(bytes).ok_or_else(short)?;
@@ -55,8 +83,17 @@ pub fn decode(bytes: &[u8], lookup_ppid: impl Fn(u32) -> Option<u32>) -> Result<
                 ExitHow::Unknown
             };
             // The process is gone: /proc cannot help with its parent.
-            let ppid = if r.header.flags & FLAG_PPID_KNOWN != 0 { r.ppid } else { 0 };
-            Event::Exit(Exit { age_us: 0, task, ppid, how })
+            let ppid = if r.header.flags & FLAG_PPID_KNOWN != 0 {
+                r.ppid
+            } else {
+                0
+            };
+            Event::Exit(Exit {
+                age_us: 0,
+                task,
+                ppid,
+                how,
+            })
         }
         kind => return Err(DecodeError::UnknownKind { kind }),
     };
@@ -91,7 +128,10 @@ fn sockaddr(raw: &[u8; 28], addrlen: u32) -> SockAddr {
     let family = u16::from_ne_bytes([raw[0], raw[1]]);
     let port = u16::from_be_bytes([raw[2], raw[3]]);
     match family {
-        AF_INET => SockAddr::V4 { ip: [raw[4], raw[5], raw[6], raw[7]], port },
+        AF_INET => SockAddr::V4 {
+            ip: [raw[4], raw[5], raw[6], raw[7]],
+            port,
+        },
         AF_INET6 => {
             let mut ip = [0u8; 16];
             ip.copy_from_slice(&raw[8..24]);
@@ -126,7 +166,14 @@ mod tests {
     fn header(kind: u32, flags: u32) -> EventHeader {
         let mut comm = [0u8; COMM_LEN];
         comm[..5].copy_from_slice(b"nginx");
-        EventHeader { kind, flags, ts_ns: 5_000_000, pid: 101, tgid: 100, comm }
+        EventHeader {
+            kind,
+            flags,
+            ts_ns: 5_000_000,
+            pid: 101,
+            tgid: 100,
+            comm,
+        }
     }
 
     #[test]
@@ -135,19 +182,42 @@ mod tests {
         addr[..2].copy_from_slice(&AF_INET.to_ne_bytes());
         addr[2..4].copy_from_slice(&8080u16.to_be_bytes());
         addr[4..8].copy_from_slice(&[127, 0, 0, 1]);
-        let rec = BindEvent { header: header(KIND_BIND, 0), ret: 0, fd: 3, addrlen: 16, addr, ..Default::default() };
+        let rec = BindEvent {
+            header: header(KIND_BIND, 0),
+            ret: 0,
+            fd: 3,
+            addrlen: 16,
+            addr,
+            ..Default::default()
+        };
         let (ts, ev) = decode(&bytes(&rec), |_| None).expect("decode");
         assert_eq!(ts, 5_000_000);
-        let Event::Bind(b) = ev else { panic!("not a bind") };
-        assert_eq!(b.addr, SockAddr::V4 { ip: [127, 0, 0, 1], port: 8080 });
+        let Event::Bind(b) = ev else {
+            panic!("not a bind")
+        };
+        assert_eq!(
+            b.addr,
+            SockAddr::V4 {
+                ip: [127, 0, 0, 1],
+                port: 8080
+            }
+        );
         assert_eq!(b.task.comm.as_str(), "nginx");
 
         let mut addr = [0u8; 28];
         addr[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
         addr[2..4].copy_from_slice(&443u16.to_be_bytes());
         addr[23] = 1;
-        let rec = BindEvent { header: header(KIND_BIND, 0), ret: -98, addrlen: 28, addr, ..Default::default() };
-        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else { panic!() };
+        let rec = BindEvent {
+            header: header(KIND_BIND, 0),
+            ret: -98,
+            addrlen: 28,
+            addr,
+            ..Default::default()
+        };
+        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
+            panic!()
+        };
         assert_eq!(b.ret, -98);
         assert!(matches!(b.addr, SockAddr::V6 { port: 443, ip, .. } if ip[15] == 1));
     }
@@ -157,11 +227,28 @@ mod tests {
         let mut addr = [0u8; 28];
         addr[..2].copy_from_slice(&AF_UNIX.to_ne_bytes());
         addr[3..8].copy_from_slice(b"sock1");
-        let rec = BindEvent { header: header(KIND_BIND, 0), addrlen: 8, addr, ..Default::default() };
-        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else { panic!() };
-        assert_eq!(b.addr, SockAddr::Unix { path: bounded("@sock1") });
-        let rec = BindEvent { header: header(KIND_BIND, FLAG_ADDR_UNREADABLE), ..Default::default() };
-        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else { panic!() };
+        let rec = BindEvent {
+            header: header(KIND_BIND, 0),
+            addrlen: 8,
+            addr,
+            ..Default::default()
+        };
+        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
+            panic!()
+        };
+        assert_eq!(
+            b.addr,
+            SockAddr::Unix {
+                path: bounded("@sock1")
+            }
+        );
+        let rec = BindEvent {
+            header: header(KIND_BIND, FLAG_ADDR_UNREADABLE),
+            ..Default::default()
+        };
+        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
+            panic!()
+        };
         assert_eq!(b.addr, SockAddr::Unreadable);
     }
 
@@ -169,11 +256,31 @@ mod tests {
     fn exec_uses_proc_when_parent_unknown() {
         let mut filename = [0u8; FILENAME_LEN];
         filename[..9].copy_from_slice(b"/bin/true");
-        let rec = ExecEvent { header: header(KIND_EXEC, 0), ppid: 0, filename_len: 9, filename };
-        let Event::Exec(e) = decode(&bytes(&rec), |pid| (pid == 100).then_some(1)).expect("decode").1 else { panic!() };
-        assert_eq!((e.ppid, e.filename.as_str(), e.truncated), (1, "/bin/true", false));
-        let rec = ExecEvent { header: header(KIND_EXEC, FLAG_PPID_KNOWN | FLAG_TRUNCATED), ppid: 7, filename_len: 9, filename };
-        let Event::Exec(e) = decode(&bytes(&rec), |_| Some(1)).expect("decode").1 else { panic!() };
+        let rec = ExecEvent {
+            header: header(KIND_EXEC, 0),
+            ppid: 0,
+            filename_len: 9,
+            filename,
+        };
+        let Event::Exec(e) = decode(&bytes(&rec), |pid| (pid == 100).then_some(1))
+            .expect("decode")
+            .1
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (e.ppid, e.filename.as_str(), e.truncated),
+            (1, "/bin/true", false)
+        );
+        let rec = ExecEvent {
+            header: header(KIND_EXEC, FLAG_PPID_KNOWN | FLAG_TRUNCATED),
+            ppid: 7,
+            filename_len: 9,
+            filename,
+        };
+        let Event::Exec(e) = decode(&bytes(&rec), |_| Some(1)).expect("decode").1 else {
+            panic!()
+        };
         assert_eq!((e.ppid, e.truncated), (7, true));
     }
 
@@ -184,24 +291,49 @@ mod tests {
             (FLAG_EXIT_SIGNAL, ExitHow::Signal(11)),
             (0, ExitHow::Unknown),
         ] {
-            let rec = ExitEvent { header: header(KIND_EXIT, flags), exit_code: 3, signal: 11, ..Default::default() };
-            let Event::Exit(e) = decode(&bytes(&rec), |_| None).expect("decode").1 else { panic!() };
+            let rec = ExitEvent {
+                header: header(KIND_EXIT, flags),
+                exit_code: 3,
+                signal: 11,
+                ..Default::default()
+            };
+            let Event::Exit(e) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
+                panic!()
+            };
             assert_eq!(e.how, want);
         }
     }
 
     #[test]
     fn short_and_unknown_records_are_errors() {
-        let rec = ExecEvent { header: header(KIND_EXEC, 0), ..Default::default() };
-        assert!(matches!(decode(&bytes(&rec)[..100], |_| None), Err(DecodeError::Short { kind: KIND_EXEC, .. })));
-        assert!(matches!(decode(&[0u8; 8], |_| None), Err(DecodeError::Short { .. })));
+        let rec = ExecEvent {
+            header: header(KIND_EXEC, 0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(&bytes(&rec)[..100], |_| None),
+            Err(DecodeError::Short {
+                kind: KIND_EXEC,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(&[0u8; 8], |_| None),
+            Err(DecodeError::Short { .. })
+        ));
         let h = header(99, 0);
-        assert_eq!(decode(&bytes(&h), |_| None).err(), Some(DecodeError::UnknownKind { kind: 99 }));
+        assert_eq!(
+            decode(&bytes(&h), |_| None).err(),
+            Some(DecodeError::UnknownKind { kind: 99 })
+        );
     }
 
     #[test]
     fn ages_are_relative_to_the_batch() {
-        let rec = ExitEvent { header: header(KIND_EXIT, 0), ..Default::default() };
+        let rec = ExitEvent {
+            header: header(KIND_EXIT, 0),
+            ..Default::default()
+        };
         let (ts, mut ev) = decode(&bytes(&rec), |_| None).expect("decode");
         set_age(&mut ev, ts, ts + 2_500_000);
         assert_eq!(ev.age_us(), 2500);

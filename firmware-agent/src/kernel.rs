@@ -22,8 +22,11 @@ impl KernelInfo {
             release,
             arch,
             btf: Path::new("/sys/kernel/btf/vmlinux").exists()
-                && std::fs::metadata("/sys/kernel/btf/vmlinux").map(|m| m.len() > 0).unwrap_or(false),
-            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_else(|| "unknown".into()),
+                && std::fs::metadata("/sys/kernel/btf/vmlinux")
+                    .map(|m| m.len() > 0)
+                    .unwrap_or(false),
+            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")
+                .unwrap_or_else(|| "unknown".into()),
         }
     }
 }
@@ -43,7 +46,11 @@ fn uname() -> (String, String) {
         return ("unknown".into(), std::env::consts::ARCH.into());
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     (field(&u.release), field(&u.machine))
@@ -87,12 +94,17 @@ pub fn self_rss_kib() -> u64 {
 /// Parent of `pid` from /proc (for processes forked before the probes loaded).
 pub fn proc_ppid(pid: u32) -> Option<u32> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Raises RLIMIT_MEMLOCK so map creation works on kernels before memcg accounting (< 5.11).
 pub fn raise_memlock() -> bool {
-    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: valid rlimit pointer.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) == 0 }
 }

@@ -18,17 +18,28 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { config: None, card: DEFAULT_CARD.into(), check_only: false, selftest: false };
+    let mut args = Args {
+        config: None,
+        card: DEFAULT_CARD.into(),
+        check_only: false,
+        selftest: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--config" | "-c" => args.config = Some(it.next().ok_or("--config needs a path")?.into()),
+            "--config" | "-c" => {
+                args.config = Some(it.next().ok_or("--config needs a path")?.into())
+            }
             "--card-config" => args.card = it.next().ok_or("--card-config needs a path")?.into(),
             "--check-config" => args.check_only = true,
             "selftest-ringbuf" => args.selftest = true,
             "--help" | "-h" => return Err(String::new()),
             "--version" | "-V" => {
-                println!("firmware-agent {} (wire schema {})", env!("CARGO_PKG_VERSION"), edge_wire::SCHEMA_VERSION);
+                println!(
+                    "firmware-agent {} (wire schema {})",
+                    env!("CARGO_PKG_VERSION"),
+                    edge_wire::SCHEMA_VERSION
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
@@ -50,11 +61,23 @@ fn main() -> ExitCode {
         }
     };
     if args.selftest {
-        return if selftest::run() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if selftest::run() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     // The default config path is optional (defaults apply); an explicit one must exist.
-    let main_cfg = args.config.clone().or_else(|| std::path::Path::new(DEFAULT_CONFIG).exists().then(|| DEFAULT_CONFIG.into()));
-    let cfg = match Config::load(main_cfg.as_deref(), Some(&args.card), &probes::program_names()) {
+    let main_cfg = args.config.clone().or_else(|| {
+        std::path::Path::new(DEFAULT_CONFIG)
+            .exists()
+            .then(|| DEFAULT_CONFIG.into())
+    });
+    let cfg = match Config::load(
+        main_cfg.as_deref(),
+        Some(&args.card),
+        &probes::program_names(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("firmware-agent: bad config: {e}");
@@ -87,7 +110,11 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         }
     };
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]).context("installing signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

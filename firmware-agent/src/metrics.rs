@@ -28,7 +28,12 @@ impl Sampler {
         let mut system = System::new().ok()?;
         // The first CPU reading is a baseline; usage is the change since the previous one.
         system.refresh_cpu_usage();
-        Some(Self { system, components: Components::new_with_refreshed_list().ok(), device: bounded(device), boot_id: bounded(boot_id) })
+        Some(Self {
+            system,
+            components: Components::new_with_refreshed_list().ok(),
+            device: bounded(device),
+            boot_id: bounded(boot_id),
+        })
     }
 
     pub fn sample(&mut self, stats: &Stats, outbox_drops: u64) -> Metrics {
@@ -42,7 +47,12 @@ impl Sampler {
                 c.refresh(false);
                 c.iter()
             })
-            .filter_map(|c| c.temperature().map(|t| Temperature { label: bounded(c.label()), celsius: t }))
+            .filter_map(|c| {
+                c.temperature().map(|t| Temperature {
+                    label: bounded(c.label()),
+                    celsius: t,
+                })
+            })
             .take(16)
             .collect();
         Metrics {
@@ -53,7 +63,9 @@ impl Sampler {
             cpu_percent: self.system.global_cpu_usage(),
             mem_total_kib: self.system.total_memory() / 1024,
             mem_used_kib: self.system.used_memory() / 1024,
-            load: load.map_or([0.0; 3], |l| [l.one as f32, l.five as f32, l.fifteen as f32]),
+            load: load.map_or([0.0; 3], |l| {
+                [l.one as f32, l.five as f32, l.fifteen as f32]
+            }),
             temperatures,
             agent: AgentStats {
                 rss_kib: crate::kernel::self_rss_kib(),

@@ -46,7 +46,10 @@ struct State {
 impl Outbox {
     pub fn new(capacity: usize) -> Self {
         Self {
-            state: Mutex::new(State { queue: VecDeque::with_capacity(capacity.min(1024)), closed: false }),
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(capacity.min(1024)),
+                closed: false,
+            }),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             ready: event_listener::Event::new(),
@@ -68,7 +71,10 @@ impl Outbox {
             st.queue.pop_front();
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                log::warn!("outbox full ({} messages): dropped the oldest, {n} dropped so far", self.capacity);
+                log::warn!(
+                    "outbox full ({} messages): dropped the oldest, {n} dropped so far",
+                    self.capacity
+                );
             }
         }
         st.queue.push_back(item);
@@ -119,7 +125,10 @@ mod tests {
     use super::*;
 
     fn msg(n: u8) -> Outgoing {
-        Outgoing { leaf: Leaf::Events, payload: vec![n] }
+        Outgoing {
+            leaf: Leaf::Events,
+            payload: vec![n],
+        }
     }
 
     #[test]

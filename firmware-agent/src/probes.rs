@@ -15,7 +15,8 @@ use crate::{
 };
 
 /// The eBPF object built by build.rs, aligned for the ELF parser.
-pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/firmware-agent-ebpf"));
+pub static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/firmware-agent-ebpf"));
 
 type Setter = fn(&mut TracepointOffsets, u32);
 
@@ -38,21 +39,44 @@ pub struct ProgramSpec {
 
 macro_rules! need {
     ($field:literal, $size:literal, $slot:ident) => {
-        Need { field: $field, size: $size, set: |o, v| o.$slot = v }
+        Need {
+            field: $field,
+            size: $size,
+            set: |o, v| o.$slot = v,
+        }
     };
 }
 
 /// Every program, in attach order (helpers before the programs that use what they record).
 pub static PROGRAMS: &[ProgramSpec] = &[
-    ProgramSpec { name: "fork", tracepoint: "sched:sched_process_fork", produces_events: false, needs: &[need!("child_pid", 4, fork_child_pid)] },
+    ProgramSpec {
+        name: "fork",
+        tracepoint: "sched:sched_process_fork",
+        produces_events: false,
+        needs: &[need!("child_pid", 4, fork_child_pid)],
+    },
     ProgramSpec {
         name: "bind_enter",
         tracepoint: "syscalls:sys_enter_bind",
         produces_events: false,
-        needs: &[need!("fd", 8, bind_fd), need!("umyaddr", 8, bind_addr), need!("addrlen", 8, bind_addrlen)],
+        needs: &[
+            need!("fd", 8, bind_fd),
+            need!("umyaddr", 8, bind_addr),
+            need!("addrlen", 8, bind_addrlen),
+        ],
     },
-    ProgramSpec { name: "bind_exit", tracepoint: "syscalls:sys_exit_bind", produces_events: true, needs: &[need!("ret", 8, bind_ret)] },
-    ProgramSpec { name: "exec", tracepoint: "sched:sched_process_exec", produces_events: true, needs: &[need!("filename", 4, exec_filename)] },
+    ProgramSpec {
+        name: "bind_exit",
+        tracepoint: "syscalls:sys_exit_bind",
+        produces_events: true,
+        needs: &[need!("ret", 8, bind_ret)],
+    },
+    ProgramSpec {
+        name: "exec",
+        tracepoint: "sched:sched_process_exec",
+        produces_events: true,
+        needs: &[need!("filename", 4, exec_filename)],
+    },
     ProgramSpec {
         name: "exit_group",
         tracepoint: "syscalls:sys_enter_exit_group",
@@ -63,9 +87,17 @@ pub static PROGRAMS: &[ProgramSpec] = &[
         name: "signal_deliver",
         tracepoint: "signal:signal_deliver",
         produces_events: false,
-        needs: &[need!("sig", 4, signal_sig), need!("sa_handler", 8, signal_handler)],
+        needs: &[
+            need!("sig", 4, signal_sig),
+            need!("sa_handler", 8, signal_handler),
+        ],
     },
-    ProgramSpec { name: "exit", tracepoint: "sched:sched_process_exit", produces_events: true, needs: &[] },
+    ProgramSpec {
+        name: "exit",
+        tracepoint: "sched:sched_process_exit",
+        produces_events: true,
+        needs: &[],
+    },
 ];
 
 /// Program names, for config validation.
@@ -86,13 +118,19 @@ pub fn plan(tracefs: &Tracefs, cfg: &ProbesConfig) -> Plan {
     let mut offsets = TracepointOffsets::default();
     let mut entries = Vec::new();
     for spec in PROGRAMS {
-        let tp = cfg.tracepoints.get(spec.name).map_or(spec.tracepoint, String::as_str).to_owned();
+        let tp = cfg
+            .tracepoints
+            .get(spec.name)
+            .map_or(spec.tracepoint, String::as_str)
+            .to_owned();
         let state = if cfg.disabled.iter().any(|d| d == spec.name) {
             Some(ProbeState::Disabled)
         } else {
             match resolve(tracefs, &tp, spec.needs, &mut offsets) {
                 Ok(()) => None,
-                Err(reason) => Some(ProbeState::Skipped { reason: bounded(&reason) }),
+                Err(reason) => Some(ProbeState::Skipped {
+                    reason: bounded(&reason),
+                }),
             }
         };
         entries.push((tp, state));
@@ -100,14 +138,24 @@ pub fn plan(tracefs: &Tracefs, cfg: &ProbesConfig) -> Plan {
     Plan { offsets, entries }
 }
 
-fn resolve(tracefs: &Tracefs, tp: &str, needs: &[Need], offsets: &mut TracepointOffsets) -> Result<(), String> {
+fn resolve(
+    tracefs: &Tracefs,
+    tp: &str,
+    needs: &[Need],
+    offsets: &mut TracepointOffsets,
+) -> Result<(), String> {
     let (category, name) = parse_tracepoint(tp)?;
     let fields = tracefs.fields(category, name).map_err(|e| e.to_string())?;
     let by_name: BTreeMap<&str, &Field> = fields.iter().map(|f| (f.name.as_str(), f)).collect();
     for need in needs {
-        let field = by_name.get(need.field).ok_or_else(|| format!("field `{}` not in {tp} format", need.field))?;
+        let field = by_name
+            .get(need.field)
+            .ok_or_else(|| format!("field `{}` not in {tp} format", need.field))?;
         if field.size != need.size {
-            return Err(format!("field `{}` of {tp} is {} bytes, the probe reads {}", need.field, field.size, need.size));
+            return Err(format!(
+                "field `{}` of {tp} is {} bytes, the probe reads {}",
+                need.field, field.size, need.size
+            ));
         }
         (need.set)(offsets, field.offset);
     }
@@ -116,7 +164,10 @@ fn resolve(tracefs: &Tracefs, tp: &str, needs: &[Need], offsets: &mut Tracepoint
 
 /// Loads the object with the planned offsets and ring sizes, then loads and attaches each
 /// program that is still in play. Returns the object and each program's final state.
-pub fn load_and_attach(plan: Plan, rings: &[RingPlan]) -> Result<(Ebpf, Vec<ProbeInfo>), aya::EbpfError> {
+pub fn load_and_attach(
+    plan: Plan,
+    rings: &[RingPlan],
+) -> Result<(Ebpf, Vec<ProbeInfo>), aya::EbpfError> {
     let mut loader = EbpfLoader::new();
     loader.override_global(OFFSETS_GLOBAL, &plan.offsets, true);
     for ring in rings {
@@ -128,14 +179,22 @@ pub fn load_and_attach(plan: Plan, rings: &[RingPlan]) -> Result<(Ebpf, Vec<Prob
     for (spec, (tp, state)) in PROGRAMS.iter().zip(plan.entries) {
         let state = state.unwrap_or_else(|| match attach(&mut ebpf, spec.name, &tp) {
             Ok(()) => ProbeState::Attached,
-            Err(reason) => ProbeState::Skipped { reason: bounded(&reason) },
+            Err(reason) => ProbeState::Skipped {
+                reason: bounded(&reason),
+            },
         });
         match &state {
             ProbeState::Attached => log::info!("probe {}: attached to {tp}", spec.name),
             ProbeState::Disabled => log::info!("probe {}: disabled in config", spec.name),
-            ProbeState::Skipped { reason } => log::warn!("probe {}: skipped ({tp}): {reason}", spec.name),
+            ProbeState::Skipped { reason } => {
+                log::warn!("probe {}: skipped ({tp}): {reason}", spec.name)
+            }
         }
-        report.push(ProbeInfo { name: bounded(spec.name), tracepoint: bounded(&tp), state });
+        report.push(ProbeInfo {
+            name: bounded(spec.name),
+            tracepoint: bounded(&tp),
+            state,
+        });
     }
     Ok((ebpf, report))
 }
@@ -147,8 +206,12 @@ fn attach(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), String> {
         .ok_or_else(|| format!("program {name} not in the eBPF object"))?
         .try_into()
         .map_err(|e| format!("{e}"))?;
-    program.load().map_err(|e| format!("load: {}", error_chain(&e)))?;
-    program.attach(category, event).map_err(|e| format!("attach: {}", error_chain(&e)))?;
+    program
+        .load()
+        .map_err(|e| format!("load: {}", error_chain(&e)))?;
+    program
+        .attach(category, event)
+        .map_err(|e| format!("attach: {}", error_chain(&e)))?;
     Ok(())
 }
 

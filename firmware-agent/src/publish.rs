@@ -13,7 +13,9 @@ use std::{
 
 use anyhow::Context as _;
 use edge_wire::{Birth, Death, DeathCause, Message, encode};
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport,
+};
 
 use crate::{config::MqttConfig, outbox::Outbox};
 
@@ -28,13 +30,22 @@ pub struct Topics {
 impl Topics {
     pub fn new(prefix: &str, device: &str) -> Self {
         let base = format!("{prefix}/{device}");
-        Self { status: format!("{base}/status"), base }
+        Self {
+            status: format!("{base}/status"),
+            base,
+        }
     }
 }
 
 /// Starts the publisher thread. It returns when the outbox is closed and drained (or the
 /// grace period after closing ran out), having published the offline status.
-pub fn spawn(cfg: &MqttConfig, client_id: String, topics: Topics, birth: Birth, outbox: Arc<Outbox>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    cfg: &MqttConfig,
+    client_id: String,
+    topics: Topics,
+    birth: Birth,
+    outbox: Arc<Outbox>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let death = Message::Offline(Death {
         device: birth.device.clone(),
         boot_id: birth.boot_id.clone(),
@@ -43,11 +54,19 @@ pub fn spawn(cfg: &MqttConfig, client_id: String, topics: Topics, birth: Birth, 
     });
     let will = encode(&death).context("encoding the will")?;
     let mut opts = options(cfg, &client_id)?;
-    opts.set_last_will(LastWill::new(topics.status.clone(), will, QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        topics.status.clone(),
+        will,
+        QoS::AtLeastOnce,
+        true,
+    ));
     std::thread::Builder::new()
         .name("mqtt".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     log::error!("mqtt: cannot start its runtime: {e}");
@@ -66,7 +85,11 @@ fn options(cfg: &MqttConfig, client_id: &str) -> anyhow::Result<MqttOptions> {
     };
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("mqtt.url port {p:?}"))?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .with_context(|| format!("mqtt.url port {p:?}"))?,
+        ),
         None => (rest, if tls { 8883 } else { 1883 }),
     };
     let mut opts = MqttOptions::new(client_id, host.trim_matches(['[', ']']), port);
@@ -77,8 +100,13 @@ fn options(cfg: &MqttConfig, client_id: &str) -> anyhow::Result<MqttOptions> {
         opts.set_credentials(user, cfg.password.clone().unwrap_or_default());
     }
     if tls {
-        let ca = cfg.ca_file.as_ref().context("mqtt.ca_file is required for mqtts://")?;
-        opts.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(ca)?))));
+        let ca = cfg
+            .ca_file
+            .as_ref()
+            .context("mqtt.ca_file is required for mqtts://")?;
+        opts.set_transport(Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(ca)?)),
+        ));
     }
     Ok(opts)
 }
@@ -86,11 +114,19 @@ fn options(cfg: &MqttConfig, client_id: &str) -> anyhow::Result<MqttOptions> {
 fn tls_config(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
     use rustls::pki_types::{CertificateDer, pem::PemObject as _};
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading mqtt.ca_file {}", ca.display()))? {
+    for cert in CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("reading mqtt.ca_file {}", ca.display()))?
+    {
         let cert = cert.with_context(|| format!("parsing mqtt.ca_file {}", ca.display()))?;
-        roots.add(cert).with_context(|| format!("adding a CA from {}", ca.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("adding a CA from {}", ca.display()))?;
     }
-    anyhow::ensure!(!roots.is_empty(), "mqtt.ca_file {} holds no certificate", ca.display());
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "mqtt.ca_file {} holds no certificate",
+        ca.display()
+    );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -103,19 +139,43 @@ async fn run(opts: MqttOptions, topics: Topics, mut birth: Birth, outbox: Arc<Ou
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let closing = Arc::new(AtomicBool::new(false));
     let session = Arc::new(AtomicU32::new(0));
-    let forward = tokio::spawn(forward(client.clone(), topics.base.clone(), topics.status.clone(), birth.clone(), outbox, closing.clone(), session.clone()));
-    poll(&mut eventloop, &client, &topics.status, &mut birth, &closing, &session).await;
+    let forward = tokio::spawn(forward(
+        client.clone(),
+        topics.base.clone(),
+        topics.status.clone(),
+        birth.clone(),
+        outbox,
+        closing.clone(),
+        session.clone(),
+    ));
+    poll(
+        &mut eventloop,
+        &client,
+        &topics.status,
+        &mut birth,
+        &closing,
+        &session,
+    )
+    .await;
     forward.abort();
 }
 
 /// Drives the connection: birth on every ConnAck, reconnect with backoff on errors, stop once
 /// our own Disconnect went out (or the broker stays away past the grace period on shutdown).
-async fn poll(eventloop: &mut EventLoop, client: &AsyncClient, status: &str, birth: &mut Birth, closing: &AtomicBool, session: &AtomicU32) {
+async fn poll(
+    eventloop: &mut EventLoop,
+    client: &AsyncClient,
+    status: &str,
+    birth: &mut Birth,
+    closing: &AtomicBool,
+    session: &AtomicU32,
+) {
     let mut backoff = Duration::from_millis(500);
     let mut grace_until: Option<tokio::time::Instant> = None;
     loop {
         if closing.load(Ordering::Acquire) {
-            let until = *grace_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            let until =
+                *grace_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
             if tokio::time::Instant::now() > until {
                 log::warn!("mqtt: shutdown grace period over; giving up on undelivered messages");
                 return;
@@ -127,7 +187,11 @@ async fn poll(eventloop: &mut EventLoop, client: &AsyncClient, status: &str, bir
                 birth.session += 1;
                 session.store(birth.session, Ordering::Release);
                 birth.unix_ms = crate::batch::unix_ms();
-                log::info!("mqtt: connected ({:?}); publishing birth, session {}", ack.code, birth.session);
+                log::info!(
+                    "mqtt: connected ({:?}); publishing birth, session {}",
+                    ack.code,
+                    birth.session
+                );
                 match encode(&Message::Online(birth.clone())) {
                     Ok(bytes) => {
                         if let Err(e) = client.try_publish(status, QoS::AtLeastOnce, true, bytes) {
@@ -143,7 +207,9 @@ async fn poll(eventloop: &mut EventLoop, client: &AsyncClient, status: &str, bir
             }
             Ok(_) => {}
             Err(e) => {
-                if closing.load(Ordering::Acquire) && grace_until.is_some_and(|u| tokio::time::Instant::now() > u) {
+                if closing.load(Ordering::Acquire)
+                    && grace_until.is_some_and(|u| tokio::time::Instant::now() > u)
+                {
                     return;
                 }
                 log::warn!("mqtt: broker unreachable ({e}); retrying in {backoff:?}");
@@ -155,15 +221,31 @@ async fn poll(eventloop: &mut EventLoop, client: &AsyncClient, status: &str, bir
 }
 
 /// Moves the outbox to the client; when the outbox closes, publishes offline and disconnects.
-async fn forward(client: AsyncClient, base: String, status: String, birth: Birth, outbox: Arc<Outbox>, closing: Arc<AtomicBool>, session: Arc<AtomicU32>) {
+async fn forward(
+    client: AsyncClient,
+    base: String,
+    status: String,
+    birth: Birth,
+    outbox: Arc<Outbox>,
+    closing: Arc<AtomicBool>,
+    session: Arc<AtomicU32>,
+) {
     while let Some(item) = outbox.pop().await {
         let topic = format!("{base}/{}", item.leaf.as_str());
-        if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, item.payload).await {
+        if let Err(e) = client
+            .publish(topic, QoS::AtLeastOnce, false, item.payload)
+            .await
+        {
             log::warn!("mqtt: publish failed: {e}");
         }
     }
     closing.store(true, Ordering::Release);
-    let bye = Message::Offline(Death { device: birth.device, boot_id: birth.boot_id, session: session.load(Ordering::Acquire), cause: DeathCause::Shutdown });
+    let bye = Message::Offline(Death {
+        device: birth.device,
+        boot_id: birth.boot_id,
+        session: session.load(Ordering::Acquire),
+        cause: DeathCause::Shutdown,
+    });
     match encode(&bye) {
         Ok(bytes) => {
             if let Err(e) = client.publish(status, QoS::AtLeastOnce, true, bytes).await {
@@ -176,4 +258,3 @@ async fn forward(client: AsyncClient, base: String, status: String, birth: Birth
         log::warn!("mqtt: disconnect failed: {e}");
     }
 }
-

@@ -48,7 +48,12 @@ pub struct RingPlan {
 /// Awaits `ring`'s fd on the current executor, turns every record into a `T` with `decode`
 /// and sends it on `tx` (waiting when the consumer is behind: the kernel then counts drops),
 /// until `stop` resolves; then drains what is left once and returns.
-pub async fn drain<T, F, S>(mut ring: RingBuf<MapData>, mut decode: F, tx: async_channel::Sender<T>, stop: S) -> std::io::Result<()>
+pub async fn drain<T, F, S>(
+    mut ring: RingBuf<MapData>,
+    mut decode: F,
+    tx: async_channel::Sender<T>,
+    stop: S,
+) -> std::io::Result<()>
 where
     F: FnMut(&[u8]) -> Option<T>,
     S: std::future::Future<Output = ()>,
@@ -73,7 +78,11 @@ where
 }
 
 /// Sends every record now in `ring`; false once the receiver is gone.
-async fn forward<T>(ring: &mut RingBuf<MapData>, decode: &mut impl FnMut(&[u8]) -> Option<T>, tx: &async_channel::Sender<T>) -> bool {
+async fn forward<T>(
+    ring: &mut RingBuf<MapData>,
+    decode: &mut impl FnMut(&[u8]) -> Option<T>,
+    tx: &async_channel::Sender<T>,
+) -> bool {
     while let Some(item) = ring.next() {
         // Decode, then release the record before waiting on the channel.
         let v = decode(&item);
@@ -113,15 +122,23 @@ mod tests {
         for &(page, req, want) in cases {
             let got = choose_size(req, page).expect("valid");
             assert_eq!(got, want, "page {page} request {req}");
-            assert!(got.is_power_of_two() && got % page == 0 && got >= req);
+            assert!(got.is_power_of_two() && got.is_multiple_of(page) && got >= req);
         }
     }
 
     #[test]
     fn bad_requests_are_refused() {
         assert_eq!(choose_size(0, 4096), Err(SizeError::Zero));
-        assert_eq!(choose_size((1 << 30) + 1, 4096), Err(SizeError::TooLarge { requested: (1 << 30) + 1 }));
+        assert_eq!(
+            choose_size((1 << 30) + 1, 4096),
+            Err(SizeError::TooLarge {
+                requested: (1 << 30) + 1
+            })
+        );
         assert_eq!(choose_size(1 << 30, 65536), Ok(1 << 30));
-        assert_eq!(choose_size(10, 12288), Err(SizeError::BadPageSize { page_size: 12288 }));
+        assert_eq!(
+            choose_size(10, 12288),
+            Err(SizeError::BadPageSize { page_size: 12288 })
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! kernel for a raw ring buffer of exactly 4096 bytes (EINVAL on 16 KiB and 64 KiB pages),
 //! then for one sized by our rule, and reads max_entries back from the kernel.
 
-use std::os::fd::{FromRawFd as _, OwnedFd, AsRawFd as _};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use crate::{kernel::page_size, ringbuf::choose_size};
 
@@ -12,8 +12,19 @@ const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 
 fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> std::io::Result<libc::c_long> {
     // SAFETY: `attr` is a zeroed 128-byte bpf_attr with the fields `cmd` reads filled in.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of::<[u64; 16]>() as u32) };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            size_of::<[u64; 16]>() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 /// Creates a BPF ring buffer map of exactly `bytes`, with no rounding.
@@ -57,11 +68,16 @@ pub fn run() -> bool {
     let sized_ok = match choose_size(4096, page) {
         Ok(chosen) => match create_raw_ringbuf(chosen as u32).and_then(|fd| map_max_entries(&fd)) {
             Ok(max) => {
-                println!("sized_ringbuf requested=4096 chosen={chosen} max_entries={max} result=ok");
-                u64::from(max) == chosen && chosen % page == 0
+                println!(
+                    "sized_ringbuf requested=4096 chosen={chosen} max_entries={max} result=ok"
+                );
+                u64::from(max) == chosen && chosen.is_multiple_of(page)
             }
             Err(e) => {
-                println!("sized_ringbuf requested=4096 chosen={chosen} result={} ({e})", errno_name(&e));
+                println!(
+                    "sized_ringbuf requested=4096 chosen={chosen} result={} ({e})",
+                    errno_name(&e)
+                );
                 false
             }
         },

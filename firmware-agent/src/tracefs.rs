@@ -10,9 +10,16 @@ pub enum TracefsError {
     )]
     NotMounted { source: std::io::Error },
     #[error("tracepoint {category}:{name} not found (no {path})")]
-    NoTracepoint { category: String, name: String, path: PathBuf },
+    NoTracepoint {
+        category: String,
+        name: String,
+        path: PathBuf,
+    },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: unparsable format line {line:?}")]
     BadFormat { path: PathBuf, line: String },
 }
@@ -38,9 +45,12 @@ impl Tracefs {
                 return Ok(Self { root: root.into() });
             }
         }
-        mount_tracefs("/sys/kernel/tracing").map_err(|source| TracefsError::NotMounted { source })?;
+        mount_tracefs("/sys/kernel/tracing")
+            .map_err(|source| TracefsError::NotMounted { source })?;
         log::info!("tracefs was not mounted: mounted it at /sys/kernel/tracing");
-        Ok(Self { root: "/sys/kernel/tracing".into() })
+        Ok(Self {
+            root: "/sys/kernel/tracing".into(),
+        })
     }
 
     /// A tracefs rooted somewhere else (tests).
@@ -54,11 +64,20 @@ impl Tracefs {
 
     /// The fields of `category:name`.
     pub fn fields(&self, category: &str, name: &str) -> Result<Vec<Field>, TracefsError> {
-        let path = self.root.join("events").join(category).join(name).join("format");
+        let path = self
+            .root
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TracefsError::NoTracepoint { category: category.into(), name: name.into(), path });
+                return Err(TracefsError::NoTracepoint {
+                    category: category.into(),
+                    name: name.into(),
+                    path,
+                });
             }
             Err(source) => return Err(TracefsError::Read { path, source }),
         };
@@ -71,7 +90,11 @@ fn mount_tracefs(target: &str) -> std::io::Result<()> {
     let (src, tgt, fs) = (c("tracefs")?, c(target)?, c("tracefs")?);
     // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Parses a tracefs `format` file into its fields. Returns the offending line on error.
@@ -79,7 +102,9 @@ pub fn parse_format(text: &str) -> Result<Vec<Field>, String> {
     let mut fields = Vec::new();
     for line in text.lines() {
         let line = line.trim();
-        let Some(rest) = line.strip_prefix("field:") else { continue };
+        let Some(rest) = line.strip_prefix("field:") else {
+            continue;
+        };
         let mut decl = None;
         let (mut offset, mut size) = (None, None);
         for part in rest.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -98,7 +123,11 @@ pub fn parse_format(text: &str) -> Result<Vec<Field>, String> {
             .map(|w| w.split('[').next().unwrap_or(w).trim_start_matches('*'));
         match (name, offset, size) {
             (Some(n), Some(offset), Some(size)) if !n.is_empty() => {
-                fields.push(Field { name: n.to_owned(), offset, size });
+                fields.push(Field {
+                    name: n.to_owned(),
+                    offset,
+                    size,
+                });
             }
             _ => return Err(line.to_owned()),
         }
@@ -123,7 +152,14 @@ print fmt: \"fd: 0x%08lx\", ((unsigned long)(REC->fd))\n";
     fn parses_syscall_format() {
         let f = parse_format(BIND).expect("parse");
         let get = |n: &str| f.iter().find(|x| x.name == n).cloned().expect(n);
-        assert_eq!(get("umyaddr"), Field { name: "umyaddr".into(), offset: 24, size: 8 });
+        assert_eq!(
+            get("umyaddr"),
+            Field {
+                name: "umyaddr".into(),
+                offset: 24,
+                size: 8
+            }
+        );
         assert_eq!(get("addrlen").offset, 32);
         assert_eq!(get("__syscall_nr").size, 4);
     }
@@ -145,7 +181,9 @@ print fmt: \"fd: 0x%08lx\", ((unsigned long)(REC->fd))\n";
     #[test]
     fn missing_tracepoint_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = Tracefs::at(dir.path()).fields("sched", "nope").expect_err("missing");
+        let err = Tracefs::at(dir.path())
+            .fields("sched", "nope")
+            .expect_err("missing");
         assert!(err.to_string().contains("sched:nope"), "{err}");
     }
 }

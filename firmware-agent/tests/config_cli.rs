@@ -10,35 +10,67 @@ use common::{agent_bin, example_config, write_config};
 fn run(text: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(dir.path(), "agent.toml", text);
-    let out = Command::new(agent_bin()).arg("--config").arg(&cfg).args(["--card-config", "/nonexistent"]).output().expect("run agent");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--card-config", "/nonexistent"])
+        .output()
+        .expect("run agent");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_configs_exit_2_naming_the_key() {
     for (text, key) in [
-        ("[ring_buffers]\nwatch_events = 0\n", "ring_buffers.watch_events"),
-        ("[ring_buffers]\nproc_events = 2147483648\n", "ring_buffers.proc_events"),
+        (
+            "[ring_buffers]\nwatch_events = 0\n",
+            "ring_buffers.watch_events",
+        ),
+        (
+            "[ring_buffers]\nproc_events = 2147483648\n",
+            "ring_buffers.proc_events",
+        ),
         ("[mqtt]\nurl = \"tcp://broker\"\n", "mqtt.url"),
         ("[batch]\nmax_bites = 1\n", "max_bites"),
         ("[metrics]\ninterval_s = \"often\"\n", "interval_s"),
         ("device_id = \"has/slash\"\n", "device_id"),
-        ("[probes]\ndisabled = [\"kprobe_everything\"]\n", "probes.disabled"),
+        (
+            "[probes]\ndisabled = [\"kprobe_everything\"]\n",
+            "probes.disabled",
+        ),
         ("not toml at all [", "agent.toml"),
     ] {
         let (code, stderr) = run(text);
         assert_eq!(code, Some(2), "{text:?} -> {stderr}");
-        assert!(stderr.contains(key), "{text:?}: stderr should name {key:?}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{text:?}: stderr should name {key:?}: {stderr}"
+        );
     }
 }
 
 #[test]
 fn missing_explicit_config_is_an_error_and_the_example_is_valid() {
-    let out = Command::new(agent_bin()).args(["--config", "/nonexistent/agent.toml", "--check-config"]).output().expect("run");
+    let out = Command::new(agent_bin())
+        .args(["--config", "/nonexistent/agent.toml", "--check-config"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/agent.toml"));
-    let out = Command::new(agent_bin()).arg("--config").arg(example_config()).args(["--card-config", "/nonexistent", "--check-config"]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(example_config())
+        .args(["--card-config", "/nonexistent", "--check-config"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

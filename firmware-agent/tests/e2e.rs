@@ -9,12 +9,20 @@ use common::*;
 use firmware_agent::{kernel::page_size, ringbuf::choose_size};
 use serde_json::Value;
 
-fn birth<'a>(hub: &'a mut Hub, device: &str) -> Value {
-    hub.wait_for("the birth message", |v| v["type"] == "online" && v["device"] == device)
+fn birth(hub: &mut Hub, device: &str) -> Value {
+    hub.wait_for("the birth message", |v| {
+        v["type"] == "online" && v["device"] == device
+    })
 }
 
 fn probe_state(birth: &Value, name: &str) -> Value {
-    birth["body"]["probes"].as_array().expect("probes").iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no probe {name} in {birth}"))["state"].clone()
+    birth["body"]["probes"]
+        .as_array()
+        .expect("probes")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no probe {name} in {birth}"))["state"]
+        .clone()
 }
 
 /// Binds a listener to a port no one else uses in this test; returns the port.
@@ -41,13 +49,32 @@ fn bind_exec_and_exit_arrive_decoded_at_the_hub() {
     assert_eq!(body["page_size"], page, "birth page size");
     assert_eq!(body["schema_version"], edge_wire::SCHEMA_VERSION);
     for (name, requested) in [("WATCH_EVENTS", 65536u64), ("PROC_EVENTS", 262144)] {
-        let ring = body["ring_buffers"].as_array().expect("rings").iter().find(|r| r["name"] == name).cloned().expect(name);
+        let ring = body["ring_buffers"]
+            .as_array()
+            .expect("rings")
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .expect(name);
         assert_eq!(ring["requested"], requested);
         assert_eq!(ring["chosen"], choose_size(requested, page).expect("size"));
         assert_eq!(ring["chosen"].as_u64().expect("u64") % page, 0);
     }
-    for p in ["fork", "bind_enter", "bind_exit", "exec", "exit_group", "signal_deliver", "exit"] {
-        assert_eq!(probe_state(&b, p), "Attached", "probe {p}; agent log:\n{}", agent.log());
+    for p in [
+        "fork",
+        "bind_enter",
+        "bind_exit",
+        "exec",
+        "exit_group",
+        "signal_deliver",
+        "exit",
+    ] {
+        assert_eq!(
+            probe_state(&b, p),
+            "Attached",
+            "probe {p}; agent log:\n{}",
+            agent.log()
+        );
     }
 
     // Trigger: one bind, three processes that end three ways.
@@ -56,37 +83,89 @@ fn bind_exec_and_exit_arrive_decoded_at_the_hub() {
     let ok_pid = ok.id();
     let mut ok = ok;
     assert!(ok.wait().expect("wait").success());
-    let mut three = Command::new("/bin/sh").args(["-c", "exit 3"]).spawn().expect("sh");
+    let mut three = Command::new("/bin/sh")
+        .args(["-c", "exit 3"])
+        .spawn()
+        .expect("sh");
     let three_pid = three.id();
     let _ = three.wait();
-    let mut segv = Command::new("/bin/sh").args(["-c", "kill -SEGV $$"]).spawn().expect("sh");
+    let mut segv = Command::new("/bin/sh")
+        .args(["-c", "kill -SEGV $$"])
+        .spawn()
+        .expect("sh");
     let segv_pid = segv.id();
     let _ = segv.wait();
 
     let me = std::process::id();
-    let is_bind = |e: &Value| e["Bind"]["task"]["tgid"] == me && e["Bind"]["addr"]["V4"]["port"] == port;
-    hub.wait_for("our bind", |v| v["device"] == device && is_bind(&v["event"]));
-    for (pid, how) in [(ok_pid, serde_json::json!({"Code": 0})), (three_pid, serde_json::json!({"Code": 3})), (segv_pid, serde_json::json!({"Signal": 11}))] {
-        hub.wait_for("an exit", |v| v["device"] == device && v["event"]["Exit"]["task"]["tgid"] == pid && v["event"]["Exit"]["how"] == how);
+    let is_bind =
+        |e: &Value| e["Bind"]["task"]["tgid"] == me && e["Bind"]["addr"]["V4"]["port"] == port;
+    hub.wait_for("our bind", |v| {
+        v["device"] == device && is_bind(&v["event"])
+    });
+    for (pid, how) in [
+        (ok_pid, serde_json::json!({"Code": 0})),
+        (three_pid, serde_json::json!({"Code": 3})),
+        (segv_pid, serde_json::json!({"Signal": 11})),
+    ] {
+        hub.wait_for("an exit", |v| {
+            v["device"] == device
+                && v["event"]["Exit"]["task"]["tgid"] == pid
+                && v["event"]["Exit"]["how"] == how
+        });
     }
-    let exec = hub.wait_for("the exec of /bin/true", |v| v["device"] == device && v["event"]["Exec"]["task"]["tgid"] == ok_pid);
+    let exec = hub.wait_for("the exec of /bin/true", |v| {
+        v["device"] == device && v["event"]["Exec"]["task"]["tgid"] == ok_pid
+    });
     let exec = &exec["event"]["Exec"];
-    assert!(exec["filename"].as_str().expect("filename").ends_with("true"), "{exec}");
+    assert!(
+        exec["filename"]
+            .as_str()
+            .expect("filename")
+            .ends_with("true"),
+        "{exec}"
+    );
     assert_eq!(exec["ppid"], me, "parent of our child is us");
     assert_eq!(exec["task"]["comm"], "true");
 
     let (status, log) = agent.terminate();
-    hub.wait_for("offline on shutdown", |v| v["type"] == "offline" && v["device"] == device && v["body"]["cause"] == "Shutdown");
+    hub.wait_for("offline on shutdown", |v| {
+        v["type"] == "offline" && v["device"] == device && v["body"]["cause"] == "Shutdown"
+    });
     assert!(status.success(), "agent exit {status:?}; log:\n{log}");
     // Exactly the events we caused, once each.
-    assert_eq!(hub.events(&device, is_bind).len(), 1, "one bind to port {port}:\n{}", hub.dump());
-    assert_eq!(hub.events(&device, |e| e["Exec"]["task"]["tgid"] == ok_pid).len(), 1);
-    assert_eq!(hub.events(&device, |e| e["Exit"]["task"]["tgid"] == segv_pid).len(), 1);
-    for line in ["page size", "chosen", "probe exec: attached", "mqtt: connected", "probes detached"] {
+    assert_eq!(
+        hub.events(&device, is_bind).len(),
+        1,
+        "one bind to port {port}:\n{}",
+        hub.dump()
+    );
+    assert_eq!(
+        hub.events(&device, |e| e["Exec"]["task"]["tgid"] == ok_pid)
+            .len(),
+        1
+    );
+    assert_eq!(
+        hub.events(&device, |e| e["Exit"]["task"]["tgid"] == segv_pid)
+            .len(),
+        1
+    );
+    for line in [
+        "page size",
+        "chosen",
+        "probe exec: attached",
+        "mqtt: connected",
+        "probes detached",
+    ] {
         assert!(log.contains(line), "agent log lacks {line:?}:\n{log}");
     }
     // Batches were numbered from 0 with no gap.
-    assert!(!hub.seen.iter().any(|v| v["type"] == "gap" && v["device"] == device), "{}", hub.dump());
+    assert!(
+        !hub.seen
+            .iter()
+            .any(|v| v["type"] == "gap" && v["device"] == device),
+        "{}",
+        hub.dump()
+    );
 }
 
 #[test]
@@ -95,22 +174,42 @@ fn a_probe_on_a_missing_tracepoint_is_skipped_and_the_rest_deliver() {
     let broker = PrivateBroker::start().expect("mosquitto");
     let mut hub = Hub::start(&broker);
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_config(dir.path(), "agent.toml", "[probes.tracepoints]\nexec = \"sched:no_such_tracepoint\"\n");
+    let cfg = write_config(
+        dir.path(),
+        "agent.toml",
+        "[probes.tracepoints]\nexec = \"sched:no_such_tracepoint\"\n",
+    );
     let device = format!("skip-{}", std::process::id());
     let agent = Agent::start(&broker, &device, &cfg, &[]);
     let b = birth(&mut hub, &device);
     let state = probe_state(&b, "exec");
-    let reason = state["Skipped"]["reason"].as_str().unwrap_or_else(|| panic!("exec not skipped: {state}"));
-    assert!(reason.contains("sched:no_such_tracepoint") && reason.contains("not found"), "{reason}");
+    let reason = state["Skipped"]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("exec not skipped: {state}"));
+    assert!(
+        reason.contains("sched:no_such_tracepoint") && reason.contains("not found"),
+        "{reason}"
+    );
     assert_eq!(probe_state(&b, "bind_exit"), "Attached");
-    assert!(agent.log().contains("probe exec: skipped"), "{}", agent.log());
+    assert!(
+        agent.log().contains("probe exec: skipped"),
+        "{}",
+        agent.log()
+    );
 
     let port = bind_once();
     let me = std::process::id();
-    hub.wait_for("a bind while exec is skipped", |v| v["device"] == device && v["event"]["Bind"]["task"]["tgid"] == me && v["event"]["Bind"]["addr"]["V4"]["port"] == port);
+    hub.wait_for("a bind while exec is skipped", |v| {
+        v["device"] == device
+            && v["event"]["Bind"]["task"]["tgid"] == me
+            && v["event"]["Bind"]["addr"]["V4"]["port"] == port
+    });
     let (status, _) = agent.terminate();
     assert!(status.success());
-    assert!(hub.events(&device, |e| e.get("Exec").is_some()).is_empty(), "no exec events once exec is skipped");
+    assert!(
+        hub.events(&device, |e| e.get("Exec").is_some()).is_empty(),
+        "no exec events once exec is skipped"
+    );
 }
 
 #[test]
@@ -121,15 +220,34 @@ fn ring_requests_of_4096_and_5000_make_working_maps_of_the_right_size() {
     cfg.ring_buffers.proc_events = 5000;
     let loaded = firmware_agent::agent::load(&cfg).expect("load probes");
     let page = page_size();
-    let sizes: Vec<(String, u64, u64)> = loaded.rings.iter().map(|r| (r.name.to_string(), r.requested, r.chosen)).collect();
+    let sizes: Vec<(String, u64, u64)> = loaded
+        .rings
+        .iter()
+        .map(|r| (r.name.to_string(), r.requested, r.chosen))
+        .collect();
     assert_eq!(
         sizes,
-        vec![("WATCH_EVENTS".into(), 4096, choose_size(4096, page).expect("size")), ("PROC_EVENTS".into(), 5000, choose_size(5000, page).expect("size"))],
+        vec![
+            (
+                "WATCH_EVENTS".into(),
+                4096,
+                choose_size(4096, page).expect("size")
+            ),
+            (
+                "PROC_EVENTS".into(),
+                5000,
+                choose_size(5000, page).expect("size")
+            )
+        ],
         "chosen sizes as read back from the kernel (max_entries)"
     );
     // And they work: a bind lands in the 4 KiB ring.
     let mut ebpf = loaded.ebpf;
-    let mut ring: aya::maps::RingBuf<aya::maps::MapData> = ebpf.take_map("WATCH_EVENTS").expect("map").try_into().expect("ringbuf");
+    let mut ring: aya::maps::RingBuf<aya::maps::MapData> = ebpf
+        .take_map("WATCH_EVENTS")
+        .expect("map")
+        .try_into()
+        .expect("ringbuf");
     let port = bind_once();
     let me = std::process::id();
     let deadline = std::time::Instant::now() + WAIT;
@@ -138,13 +256,20 @@ fn ring_requests_of_4096_and_5000_make_working_maps_of_the_right_size() {
             let (_, ev) = firmware_agent::decode::decode(&item, |_| None).expect("decode");
             if let edge_wire::Event::Bind(b) = ev
                 && b.task.tgid == me
-                && b.addr == (edge_wire::SockAddr::V4 { ip: [127, 0, 0, 1], port })
+                && b.addr
+                    == (edge_wire::SockAddr::V4 {
+                        ip: [127, 0, 0, 1],
+                        port,
+                    })
             {
                 break;
             }
             continue;
         }
-        assert!(std::time::Instant::now() < deadline, "no bind record in the 4096-byte ring");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bind record in the 4096-byte ring"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -11,11 +11,20 @@ use edge_wire::{DecodeError, Message, decode};
 
 /// What the hub makes of one MQTT message.
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "one per MQTT message, never stored")]
 pub enum Outcome {
     /// A decoded message from `device`.
-    Accepted { device: String, message: Message, gap: Option<Gap> },
+    Accepted {
+        device: String,
+        message: Message,
+        gap: Option<Gap>,
+    },
     /// Refused; `total` counts every rejection so far.
-    Rejected { topic: String, reason: String, total: u64 },
+    Rejected {
+        topic: String,
+        reason: String,
+        total: u64,
+    },
 }
 
 /// Batches missing between two that arrived.
@@ -45,7 +54,10 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned(), ..Default::default() }
+        Self {
+            prefix: prefix.to_owned(),
+            ..Default::default()
+        }
     }
 
     /// Handles one message from `<prefix>/<device>/<leaf>`.
@@ -57,11 +69,19 @@ impl Hub {
                     Message::Events(b) => self.track(&device, &b.boot_id, b.seq),
                     _ => None,
                 };
-                Outcome::Accepted { device, message, gap }
+                Outcome::Accepted {
+                    device,
+                    message,
+                    gap,
+                }
             }
             Err(reason) => {
                 self.counters.rejected += 1;
-                Outcome::Rejected { topic: topic.to_owned(), reason, total: self.counters.rejected }
+                Outcome::Rejected {
+                    topic: topic.to_owned(),
+                    reason,
+                    total: self.counters.rejected,
+                }
             }
         }
     }
@@ -74,7 +94,10 @@ impl Hub {
         let (device, leaf) = rest.split_once('/').ok_or("topic has no device/leaf")?;
         let message = decode(payload).map_err(|e: DecodeError| e.to_string())?;
         if message.topic_leaf() != leaf {
-            return Err(format!("a {} message on a {leaf} topic", message.topic_leaf()));
+            return Err(format!(
+                "a {} message on a {leaf} topic",
+                message.topic_leaf()
+            ));
         }
         let claimed = match &message {
             Message::Online(b) => b.device.as_str(),
@@ -83,7 +106,9 @@ impl Hub {
             Message::Metrics(m) => m.device.as_str(),
         };
         if claimed != device {
-            return Err(format!("payload says device {claimed:?}, topic says {device:?}"));
+            return Err(format!(
+                "payload says device {claimed:?}, topic says {device:?}"
+            ));
         }
         Ok((device.to_owned(), message))
     }
@@ -91,7 +116,8 @@ impl Hub {
     /// Checks `seq` against what this device's current run should send next.
     fn track(&mut self, device: &str, boot_id: &str, seq: u32) -> Option<Gap> {
         let entry = self.next_seq.get(device).cloned();
-        self.next_seq.insert(device.to_owned(), (boot_id.to_owned(), seq.wrapping_add(1)));
+        self.next_seq
+            .insert(device.to_owned(), (boot_id.to_owned(), seq.wrapping_add(1)));
         let (last_boot, expected) = entry?;
         // A reboot or an agent restart starts again at 0: not a loss.
         if last_boot != boot_id || seq == 0 || seq == expected {
@@ -100,13 +126,18 @@ impl Hub {
         if seq < expected {
             // QoS 1 may deliver twice; keep the higher expectation.
             self.counters.duplicates += 1;
-            self.next_seq.insert(device.to_owned(), (boot_id.to_owned(), expected));
+            self.next_seq
+                .insert(device.to_owned(), (boot_id.to_owned(), expected));
             return None;
         }
         let lost = seq - expected;
         self.counters.gaps += 1;
         self.counters.lost_batches += u64::from(lost);
-        Some(Gap { expected, got: seq, lost })
+        Some(Gap {
+            expected,
+            got: seq,
+            lost,
+        })
     }
 }
 
@@ -133,14 +164,44 @@ mod tests {
     fn detects_gaps_and_tolerates_restarts_and_duplicates() {
         let mut hub = Hub::new("edge");
         let t = "edge/pi1/events";
-        assert!(matches!(hub.handle(t, &batch("pi1", "b1", 0)), Outcome::Accepted { gap: None, .. }));
-        assert!(matches!(hub.handle(t, &batch("pi1", "b1", 1)), Outcome::Accepted { gap: None, .. }));
-        let Outcome::Accepted { gap: Some(g), .. } = hub.handle(t, &batch("pi1", "b1", 5)) else { panic!("gap expected") };
-        assert_eq!(g, Gap { expected: 2, got: 5, lost: 3 });
-        assert!(matches!(hub.handle(t, &batch("pi1", "b1", 5)), Outcome::Accepted { gap: None, .. }));
+        assert!(matches!(
+            hub.handle(t, &batch("pi1", "b1", 0)),
+            Outcome::Accepted { gap: None, .. }
+        ));
+        assert!(matches!(
+            hub.handle(t, &batch("pi1", "b1", 1)),
+            Outcome::Accepted { gap: None, .. }
+        ));
+        let Outcome::Accepted { gap: Some(g), .. } = hub.handle(t, &batch("pi1", "b1", 5)) else {
+            panic!("gap expected")
+        };
+        assert_eq!(
+            g,
+            Gap {
+                expected: 2,
+                got: 5,
+                lost: 3
+            }
+        );
+        assert!(matches!(
+            hub.handle(t, &batch("pi1", "b1", 5)),
+            Outcome::Accepted { gap: None, .. }
+        ));
         assert_eq!(hub.counters.duplicates, 1);
-        assert!(matches!(hub.handle(t, &batch("pi1", "b2", 7)), Outcome::Accepted { gap: None, .. }), "new boot");
-        assert!(matches!(hub.handle(t, &batch("pi1", "b2", 0)), Outcome::Accepted { gap: None, .. }), "restart");
+        assert!(
+            matches!(
+                hub.handle(t, &batch("pi1", "b2", 7)),
+                Outcome::Accepted { gap: None, .. }
+            ),
+            "new boot"
+        );
+        assert!(
+            matches!(
+                hub.handle(t, &batch("pi1", "b2", 0)),
+                Outcome::Accepted { gap: None, .. }
+            ),
+            "restart"
+        );
         assert_eq!((hub.counters.gaps, hub.counters.lost_batches), (1, 3));
     }
 
@@ -152,9 +213,17 @@ mod tests {
         future[0] = 9;
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("edge/pi1/events", vec![], "empty"),
-            ("edge/pi1/events", b"{\"json\":1}".to_vec(), "schema version"),
+            (
+                "edge/pi1/events",
+                b"{\"json\":1}".to_vec(),
+                "schema version",
+            ),
             ("edge/pi1/events", future, "unknown schema version 9"),
-            ("edge/pi1/events", good[..good.len() - 1].to_vec(), "malformed"),
+            (
+                "edge/pi1/events",
+                good[..good.len() - 1].to_vec(),
+                "malformed",
+            ),
             ("edge/pi1/status", good.clone(), "on a status topic"),
             ("edge/pi2/events", good.clone(), "topic says"),
             ("other/pi1/events", good.clone(), "not under"),

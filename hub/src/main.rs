@@ -18,7 +18,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { broker: "mqtt://127.0.0.1:1883".into(), prefix: "edge".into(), json: false, bridge: None };
+    let mut a = Args {
+        broker: "mqtt://127.0.0.1:1883".into(),
+        prefix: "edge".into(),
+        json: false,
+        bridge: None,
+    };
     let mut bridge = false;
     let mut bridge_prefix = None;
     let mut it = std::env::args().skip(1);
@@ -27,14 +32,19 @@ fn parse_args() -> Result<Args, String> {
             "bridge" => bridge = true,
             "--broker" => a.broker = it.next().ok_or("--broker needs a URL")?,
             "--prefix" => a.prefix = it.next().ok_or("--prefix needs a value")?,
-            "--bridge-prefix" => bridge_prefix = Some(it.next().ok_or("--bridge-prefix needs a value")?),
+            "--bridge-prefix" => {
+                bridge_prefix = Some(it.next().ok_or("--bridge-prefix needs a value")?)
+            }
             "--json" => a.json = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if a.prefix.is_empty() || a.prefix.contains(['+', '#']) {
-        return Err(format!("--prefix {:?} must be a plain topic level", a.prefix));
+        return Err(format!(
+            "--prefix {:?} must be a plain topic level",
+            a.prefix
+        ));
     }
     if bridge {
         a.bridge = Some(bridge_prefix.unwrap_or_else(|| format!("{}-json", a.prefix)));
@@ -54,7 +64,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hub: cannot start the runtime: {e}");
@@ -71,9 +84,16 @@ fn main() -> ExitCode {
 }
 
 fn options(url: &str) -> anyhow::Result<MqttOptions> {
-    let rest = url.strip_prefix("mqtt://").with_context(|| format!("--broker {url:?}: only mqtt:// is supported"))?;
-    let (host, port) = rest.trim_end_matches('/').rsplit_once(':').unwrap_or((rest, "1883"));
-    let port: u16 = port.parse().with_context(|| format!("--broker {url:?}: bad port"))?;
+    let rest = url
+        .strip_prefix("mqtt://")
+        .with_context(|| format!("--broker {url:?}: only mqtt:// is supported"))?;
+    let (host, port) = rest
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .unwrap_or((rest, "1883"));
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("--broker {url:?}: bad port"))?;
     let mut o = MqttOptions::new(format!("edge-hub-{}", std::process::id()), host, port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(2 << 20, 2 << 20);
@@ -86,7 +106,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut hub = Hub::new(&args.prefix);
     let mut stdout = std::io::stdout().lock();
     let mut backoff = Duration::from_millis(200);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
     loop {
         let event = tokio::select! {
             ev = eventloop.poll() => ev,
@@ -96,25 +117,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(200);
-                client.subscribe(&filter, QoS::AtLeastOnce).await.context("subscribing")?;
+                client
+                    .subscribe(&filter, QoS::AtLeastOnce)
+                    .await
+                    .context("subscribing")?;
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 log::info!("hub: subscribed to {filter} on {}", args.broker);
                 if args.json {
-                    writeln!(stdout, "{}", serde_json::json!({"type": "hub", "state": "subscribed", "filter": filter}))?;
+                    writeln!(
+                        stdout,
+                        "{}",
+                        serde_json::json!({"type": "hub", "state": "subscribed", "filter": filter})
+                    )?;
                     stdout.flush()?;
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let outcome = hub.handle(&p.topic, &p.payload);
-                if let Outcome::Rejected { topic, reason, total } = &outcome {
-                    log::warn!("hub: rejected payload on {topic}: {reason} ({total} rejected so far)");
+                if let Outcome::Rejected {
+                    topic,
+                    reason,
+                    total,
+                } = &outcome
+                {
+                    log::warn!(
+                        "hub: rejected payload on {topic}: {reason} ({total} rejected so far)"
+                    );
                 }
-                if let (Some(bridge), Outcome::Accepted { device, message, .. }) = (&args.bridge, &outcome) {
+                if let (
+                    Some(bridge),
+                    Outcome::Accepted {
+                        device, message, ..
+                    },
+                ) = (&args.bridge, &outcome)
+                {
                     let topic = format!("{bridge}/{device}/{}", message.topic_leaf());
                     let retain = message.topic_leaf() == "status";
                     let body = serde_json::to_vec(&render::message_json(device, message))?;
-                    client.try_publish(topic, QoS::AtLeastOnce, retain, body).context("bridging")?;
+                    client
+                        .try_publish(topic, QoS::AtLeastOnce, retain, body)
+                        .context("bridging")?;
                 }
                 if args.json {
                     for v in render::json(&outcome) {
@@ -129,7 +172,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(_) => {}
             Err(e) => {
-                log::warn!("hub: broker {} unreachable ({e}); retrying in {backoff:?}", args.broker);
+                log::warn!(
+                    "hub: broker {} unreachable ({e}); retrying in {backoff:?}",
+                    args.broker
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }

@@ -10,8 +10,18 @@ use crate::{Gap, Outcome};
 /// Readable lines for one outcome.
 pub fn text(outcome: &Outcome) -> Vec<String> {
     match outcome {
-        Outcome::Rejected { topic, reason, total } => vec![format!("REJECTED {topic}: {reason} (rejected so far: {total})")],
-        Outcome::Accepted { device, message, gap } => {
+        Outcome::Rejected {
+            topic,
+            reason,
+            total,
+        } => vec![format!(
+            "REJECTED {topic}: {reason} (rejected so far: {total})"
+        )],
+        Outcome::Accepted {
+            device,
+            message,
+            gap,
+        } => {
             let mut lines = Vec::new();
             if let Some(g) = gap {
                 lines.push(gap_line(device, g));
@@ -41,7 +51,10 @@ pub fn text(outcome: &Outcome) -> Vec<String> {
 }
 
 fn gap_line(device: &str, g: &Gap) -> String {
-    format!("GAP {device}: expected batch {} got {} ({} batches lost)", g.expected, g.got, g.lost)
+    format!(
+        "GAP {device}: expected batch {} got {} ({} batches lost)",
+        g.expected, g.got, g.lost
+    )
 }
 
 fn birth_line(b: &Birth) -> String {
@@ -77,13 +90,31 @@ fn birth_line(b: &Birth) -> String {
 }
 
 fn batch_lines(b: &EventBatch) -> Vec<String> {
-    let mut lines: Vec<String> = b.drops.iter().map(|d| format!("{} DROPS {}: {}", b.device, d.source, d.count)).collect();
+    let mut lines: Vec<String> = b
+        .drops
+        .iter()
+        .map(|d| format!("{} DROPS {}: {}", b.device, d.source, d.count))
+        .collect();
     for ev in &b.events {
         let t = ev.task();
         let who = format!("{} [{}] {}", b.device, t.tgid, t.comm);
         lines.push(match ev {
-            Event::Bind(e) => format!("{who} bind {} fd {} -> {}", addr(&e.addr), e.fd, if e.ret == 0 { "ok".into() } else { format!("errno {}", -e.ret) }),
-            Event::Exec(e) => format!("{who} exec {} (ppid {}){}", e.filename, e.ppid, if e.truncated { " [truncated]" } else { "" }),
+            Event::Bind(e) => format!(
+                "{who} bind {} fd {} -> {}",
+                addr(&e.addr),
+                e.fd,
+                if e.ret == 0 {
+                    "ok".into()
+                } else {
+                    format!("errno {}", -e.ret)
+                }
+            ),
+            Event::Exec(e) => format!(
+                "{who} exec {} (ppid {}){}",
+                e.filename,
+                e.ppid,
+                if e.truncated { " [truncated]" } else { "" }
+            ),
             Event::Exit(e) => format!(
                 "{who} exit {} (ppid {})",
                 match e.how {
@@ -112,8 +143,18 @@ pub fn addr(a: &SockAddr) -> String {
 /// JSON records for one outcome: one per event, status change, metrics sample, gap or rejection.
 pub fn json(outcome: &Outcome) -> Vec<Value> {
     match outcome {
-        Outcome::Rejected { topic, reason, total } => vec![json!({"type": "rejected", "topic": topic, "reason": reason, "rejected_total": total})],
-        Outcome::Accepted { device, message, gap } => {
+        Outcome::Rejected {
+            topic,
+            reason,
+            total,
+        } => vec![
+            json!({"type": "rejected", "topic": topic, "reason": reason, "rejected_total": total}),
+        ],
+        Outcome::Accepted {
+            device,
+            message,
+            gap,
+        } => {
             let mut out = Vec::new();
             if let Some(g) = gap {
                 out.push(json!({"type": "gap", "device": device, "expected": g.expected, "got": g.got, "lost": g.lost}));
@@ -125,7 +166,9 @@ pub fn json(outcome: &Outcome) -> Vec<Value> {
                     }
                     for ev in &b.events {
                         let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
-                        if let (Event::Bind(e), Some(obj)) = (ev, v.get_mut("Bind").and_then(Value::as_object_mut)) {
+                        if let (Event::Bind(e), Some(obj)) =
+                            (ev, v.get_mut("Bind").and_then(Value::as_object_mut))
+                        {
                             obj.insert("address".into(), Value::String(addr(&e.addr)));
                         }
                         let ts_ms = b.unix_ms.saturating_sub(ev.age_us() / 1000);

@@ -22,19 +22,33 @@ impl PrivateBroker {
         let dir = std::env::temp_dir().join(format!("edge-broker-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))?;
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )?;
         let child = Command::new(mosquitto())
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("starting mosquitto (apt-get install mosquitto): {e}")))?;
-        let broker = Self { port, child, _dir: dir };
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("starting mosquitto (apt-get install mosquitto): {e}"),
+                )
+            })?;
+        let broker = Self {
+            port,
+            child,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
-                return Err(std::io::Error::other(format!("mosquitto did not listen on port {port}")));
+                return Err(std::io::Error::other(format!(
+                    "mosquitto did not listen on port {port}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -47,7 +61,11 @@ impl PrivateBroker {
 }
 
 fn mosquitto() -> &'static str {
-    if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" }
+    if std::path::Path::new("/usr/sbin/mosquitto").exists() {
+        "/usr/sbin/mosquitto"
+    } else {
+        "mosquitto"
+    }
 }
 
 impl Drop for PrivateBroker {

@@ -26,7 +26,10 @@ impl core::fmt::Display for DecodeError {
             Self::Empty => write!(f, "empty payload"),
             Self::BadVersion => write!(f, "payload does not start with a schema version"),
             Self::UnknownVersion { found } => {
-                write!(f, "unknown schema version {found} (this build knows {SCHEMA_VERSION})")
+                write!(
+                    f,
+                    "unknown schema version {found} (this build knows {SCHEMA_VERSION})"
+                )
             }
             Self::Malformed { reason } => write!(f, "malformed body: {reason}"),
             Self::TrailingBytes { extra } => write!(f, "{extra} trailing bytes after the message"),
@@ -63,8 +66,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     if version != SCHEMA_VERSION {
         return Err(DecodeError::UnknownVersion { found: version });
     }
-    let (msg, rest) = postcard::take_from_bytes::<Message>(body)
-        .map_err(|e| DecodeError::Malformed { reason: postcard_reason(&e) })?;
+    let (msg, rest) =
+        postcard::take_from_bytes::<Message>(body).map_err(|e| DecodeError::Malformed {
+            reason: postcard_reason(&e),
+        })?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { extra: rest.len() });
     }

@@ -36,6 +36,7 @@ pub struct Task {
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[allow(clippy::large_enum_variant, reason = "bounded, inline strings keep the type no_std-decodable without an allocator")]
 pub enum Event {
     Bind(Bind),
     Exec(Exec),
@@ -73,12 +74,24 @@ pub struct Bind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[allow(clippy::large_enum_variant, reason = "bounded, inline strings keep the type no_std-decodable without an allocator")]
 pub enum SockAddr {
-    V4 { ip: [u8; 4], port: u16 },
-    V6 { ip: [u8; 16], port: u16, scope_id: u32 },
-    Unix { path: PathStr },
+    V4 {
+        ip: [u8; 4],
+        port: u16,
+    },
+    V6 {
+        ip: [u8; 16],
+        port: u16,
+        scope_id: u32,
+    },
+    Unix {
+        path: PathStr,
+    },
     /// Another address family (netlink, packet, ...), by number.
-    Other { family: u16 },
+    Other {
+        family: u16,
+    },
     /// The address could not be read from the caller's memory.
     Unreadable,
 }

@@ -50,7 +50,9 @@ pub enum ProbeState {
     /// Disabled in the config.
     Disabled,
     /// Could not be loaded or attached.
-    Skipped { reason: Reason },
+    Skipped {
+        reason: Reason,
+    },
 }
 
 /// Published on `status` as the MQTT will (connection lost) or by a clean shutdown.

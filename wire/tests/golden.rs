@@ -4,7 +4,11 @@
 use edge_wire::*;
 
 fn task() -> Task {
-    Task { pid: 4243, tgid: 4242, comm: bounded("nginx") }
+    Task {
+        pid: 4243,
+        tgid: 4242,
+        comm: bounded("nginx"),
+    }
 }
 
 pub fn samples() -> Vec<(&'static str, Message)> {
@@ -22,14 +26,36 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 arch: bounded("aarch64"),
                 page_size: 16384,
                 kernel_btf: false,
-                ring_buffers: vec![RingBufferInfo { name: bounded("WATCH_EVENTS"), requested: 4096, chosen: 16384 }],
+                ring_buffers: vec![RingBufferInfo {
+                    name: bounded("WATCH_EVENTS"),
+                    requested: 4096,
+                    chosen: 16384,
+                }],
                 probes: vec![
-                    ProbeInfo { name: bounded("exec"), tracepoint: bounded("sched:sched_process_exec"), state: ProbeState::Attached },
-                    ProbeInfo { name: bounded("bind_exit"), tracepoint: bounded("syscalls:sys_exit_bind"), state: ProbeState::Skipped { reason: bounded("not found") } },
+                    ProbeInfo {
+                        name: bounded("exec"),
+                        tracepoint: bounded("sched:sched_process_exec"),
+                        state: ProbeState::Attached,
+                    },
+                    ProbeInfo {
+                        name: bounded("bind_exit"),
+                        tracepoint: bounded("syscalls:sys_exit_bind"),
+                        state: ProbeState::Skipped {
+                            reason: bounded("not found"),
+                        },
+                    },
                 ],
             }),
         ),
-        ("offline", Message::Offline(Death { device: bounded("pi5-0042"), boot_id: bounded("b1"), session: 1, cause: DeathCause::Shutdown })),
+        (
+            "offline",
+            Message::Offline(Death {
+                device: bounded("pi5-0042"),
+                boot_id: bounded("b1"),
+                session: 1,
+                cause: DeathCause::Shutdown,
+            }),
+        ),
         (
             "events",
             Message::Events(EventBatch {
@@ -38,11 +64,34 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 seq: 7,
                 unix_ms: 1_764_000_000_200,
                 mono_ns: 5_000_000_000,
-                drops: vec![DropCount { source: bounded("ring:exec"), count: 3 }],
+                drops: vec![DropCount {
+                    source: bounded("ring:exec"),
+                    count: 3,
+                }],
                 events: vec![
-                    Event::Bind(Bind { age_us: 150, task: task(), fd: 6, ret: 0, addr: SockAddr::V4 { ip: [0, 0, 0, 0], port: 8080 } }),
-                    Event::Exec(Exec { age_us: 90, task: task(), ppid: 1, filename: bounded("/usr/sbin/nginx"), truncated: false }),
-                    Event::Exit(Exit { age_us: 10, task: task(), ppid: 1, how: ExitHow::Signal(11) }),
+                    Event::Bind(Bind {
+                        age_us: 150,
+                        task: task(),
+                        fd: 6,
+                        ret: 0,
+                        addr: SockAddr::V4 {
+                            ip: [0, 0, 0, 0],
+                            port: 8080,
+                        },
+                    }),
+                    Event::Exec(Exec {
+                        age_us: 90,
+                        task: task(),
+                        ppid: 1,
+                        filename: bounded("/usr/sbin/nginx"),
+                        truncated: false,
+                    }),
+                    Event::Exit(Exit {
+                        age_us: 10,
+                        task: task(),
+                        ppid: 1,
+                        how: ExitHow::Signal(11),
+                    }),
                 ],
             }),
         ),
@@ -57,18 +106,36 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 mem_total_kib: 8_000_000,
                 mem_used_kib: 400_000,
                 load: [0.25, 0.5, 1.0],
-                temperatures: vec![Temperature { label: bounded("cpu_thermal"), celsius: 48.5 }],
-                agent: AgentStats { rss_kib: 6000, events: 100, batches: 8, ring_drops: 3, outbox_drops: 0 },
+                temperatures: vec![Temperature {
+                    label: bounded("cpu_thermal"),
+                    celsius: 48.5,
+                }],
+                agent: AgentStats {
+                    rss_kib: 6000,
+                    events: 100,
+                    batches: 8,
+                    ring_drops: 3,
+                    outbox_drops: 0,
+                },
             }),
         ),
     ]
 }
 
 const GOLDEN: &[(&str, &str)] = &[
-    ("online", "0100087069352d303034320262310180d0dfb4ab3305302e312e30010f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010204657865631873636865643a73636865645f70726f636573735f65786563000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e64"),
+    (
+        "online",
+        "0100087069352d303034320262310180d0dfb4ab3305302e312e30010f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010204657865631873636865643a73636865645f70726f636573735f65786563000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e64",
+    ),
     ("offline", "0101087069352d303034320262310101"),
-    ("events", "0102087069352d3030343202623107c8d1dfb4ab3380e497d012010972696e673a65786563030300960193219221056e67696e780c000000000000903f015a93219221056e67696e78010f2f7573722f7362696e2f6e67696e7800020a93219221056e67696e7801010b"),
-    ("metrics", "0103087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e64080300"),
+    (
+        "events",
+        "0102087069352d3030343202623107c8d1dfb4ab3380e497d012010972696e673a65786563030300960193219221056e67696e780c000000000000903f015a93219221056e67696e78010f2f7573722f7362696e2f6e67696e7800020a93219221056e67696e7801010b",
+    ),
+    (
+        "metrics",
+        "0103087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e64080300",
+    ),
 ];
 
 fn hex(b: &[u8]) -> String {
@@ -86,10 +153,20 @@ fn every_message_matches_its_golden_bytes_both_ways() {
         }
         let decoded = decode(&bytes).expect("decode");
         assert_eq!(decoded, msg, "{name}: round trip");
-        assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(DecodeError::Malformed { .. })), "{name}: truncated must fail");
+        assert!(
+            matches!(
+                decode(&bytes[..bytes.len() - 1]),
+                Err(DecodeError::Malformed { .. })
+            ),
+            "{name}: truncated must fail"
+        );
         let mut extra = bytes.clone();
         extra.push(0);
-        assert_eq!(decode(&extra), Err(DecodeError::TrailingBytes { extra: 1 }), "{name}");
+        assert_eq!(
+            decode(&extra),
+            Err(DecodeError::TrailingBytes { extra: 1 }),
+            "{name}"
+        );
     }
     assert!(changed.is_empty(), "encoding changed; now:\n{changed}");
 }
@@ -97,13 +174,22 @@ fn every_message_matches_its_golden_bytes_both_ways() {
 #[test]
 fn version_prefix_is_checked_first() {
     assert_eq!(decode(&[]), Err(DecodeError::Empty));
-    assert_eq!(decode(&[2, 0]), Err(DecodeError::UnknownVersion { found: 2 }));
-    assert_eq!(decode(&[0xff, 0xff, 0xff, 0xff]), Err(DecodeError::BadVersion));
+    assert_eq!(
+        decode(&[2, 0]),
+        Err(DecodeError::UnknownVersion { found: 2 })
+    );
+    assert_eq!(
+        decode(&[0xff, 0xff, 0xff, 0xff]),
+        Err(DecodeError::BadVersion)
+    );
 }
 
 #[test]
 fn postcard_is_smaller_than_json_for_a_batch() {
-    let (_, batch) = samples().into_iter().find(|(n, _)| *n == "events").expect("events");
+    let (_, batch) = samples()
+        .into_iter()
+        .find(|(n, _)| *n == "events")
+        .expect("events");
     let pc = encode(&batch).expect("encode").len();
     let js = serde_json::to_vec(&batch).expect("json").len();
     assert!(pc * 2 < js, "postcard {pc} B vs JSON {js} B");

@@ -124,7 +124,12 @@ pub struct PendingBind {
 
 impl Default for ExecEvent {
     fn default() -> Self {
-        Self { header: EventHeader::default(), ppid: 0, filename_len: 0, filename: [0; FILENAME_LEN] }
+        Self {
+            header: EventHeader::default(),
+            ppid: 0,
+            filename_len: 0,
+            filename: [0; FILENAME_LEN],
+        }
     }
 }
 

@@ -28,7 +28,9 @@ pub(crate) mod byte_array {
         s.serialize_bytes(v)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         struct V<const N: usize>;
         impl<const N: usize> serde::de::Visitor<'_> for V<N> {
             type Value = [u8; N];
@@ -51,12 +53,21 @@ mod tests {
     fn header(kind: u32) -> EventHeader {
         let mut comm = [0u8; COMM_LEN];
         comm[..4].copy_from_slice(b"curl");
-        EventHeader { kind, flags: FLAG_TRUNCATED, ts_ns: 123_456_789, pid: 42, tgid: 41, comm }
+        EventHeader {
+            kind,
+            flags: FLAG_TRUNCATED,
+            ts_ns: 123_456_789,
+            pid: 42,
+            tgid: 41,
+            comm,
+        }
     }
 
     fn as_bytes<T: aya::Pod>(v: &T) -> &[u8] {
         // SAFETY: Pod, no padding.
-        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+        unsafe {
+            core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>())
+        }
     }
 
     fn round_trip<T>(v: T)
@@ -65,7 +76,10 @@ mod tests {
     {
         let back: T = read_record(as_bytes(&v)).expect("long enough");
         assert_eq!(back, v);
-        assert!(read_record::<T>(&as_bytes(&v)[1..]).is_none(), "short input must be refused");
+        assert!(
+            read_record::<T>(&as_bytes(&v)[1..]).is_none(),
+            "short input must be refused"
+        );
         let enc = postcard::to_stdvec(&v).expect("encode");
         assert_eq!(postcard::from_bytes::<T>(&enc).expect("decode"), v);
     }
@@ -74,20 +88,54 @@ mod tests {
     fn every_record_round_trips() {
         let mut addr = [0u8; SOCKADDR_LEN];
         addr[..8].copy_from_slice(&[2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
-        round_trip(BindEvent { header: header(KIND_BIND), ret: -98, fd: 3, addrlen: 16, _pad: 0, addr, _pad2: 0 });
+        round_trip(BindEvent {
+            header: header(KIND_BIND),
+            ret: -98,
+            fd: 3,
+            addrlen: 16,
+            _pad: 0,
+            addr,
+            _pad2: 0,
+        });
         let mut filename = [0u8; FILENAME_LEN];
         filename[..9].copy_from_slice(b"/bin/true");
-        round_trip(ExecEvent { header: header(KIND_EXEC), ppid: 7, filename_len: 9, filename });
-        round_trip(ExitEvent { header: header(KIND_EXIT), ppid: 7, exit_code: 3, signal: 11, _pad: 0 });
-        round_trip(TracepointOffsets { bind_fd: 16, bind_addr: 24, bind_addrlen: 32, bind_ret: 16, ..Default::default() });
+        round_trip(ExecEvent {
+            header: header(KIND_EXEC),
+            ppid: 7,
+            filename_len: 9,
+            filename,
+        });
+        round_trip(ExitEvent {
+            header: header(KIND_EXIT),
+            ppid: 7,
+            exit_code: 3,
+            signal: 11,
+            _pad: 0,
+        });
+        round_trip(TracepointOffsets {
+            bind_fd: 16,
+            bind_addr: 24,
+            bind_addrlen: 32,
+            bind_ret: 16,
+            ..Default::default()
+        });
     }
 
     #[test]
     fn header_is_first_in_every_record() {
-        let b = BindEvent { header: header(KIND_BIND), ..Default::default() };
+        let b = BindEvent {
+            header: header(KIND_BIND),
+            ..Default::default()
+        };
         let h: EventHeader = read_record(as_bytes(&b)).expect("header");
         assert_eq!(h.kind, KIND_BIND);
-        let e = ExecEvent { header: header(KIND_EXEC), ..Default::default() };
-        assert_eq!(read_record::<EventHeader>(as_bytes(&e)).map(|h| h.kind), Some(KIND_EXEC));
+        let e = ExecEvent {
+            header: header(KIND_EXEC),
+            ..Default::default()
+        };
+        assert_eq!(
+            read_record::<EventHeader>(as_bytes(&e)).map(|h| h.kind),
+            Some(KIND_EXEC)
+        );
     }
 }

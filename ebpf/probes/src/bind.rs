@@ -42,7 +42,8 @@ fn try_bind_enter(ctx: &TracePointContext) -> ProbeResult {
         // A caller may pass a shorter sockaddr at the end of a mapping: try the common size.
         pending.addr = [0; SOCKADDR_LEN];
         // SAFETY: as above.
-        if unsafe { bpf_probe_read_user_buf(uaddr as *const u8, &mut pending.addr[..16]) }.is_err() {
+        if unsafe { bpf_probe_read_user_buf(uaddr as *const u8, &mut pending.addr[..16]) }.is_err()
+        {
             pending.flags |= FLAG_ADDR_UNREADABLE;
         }
     }

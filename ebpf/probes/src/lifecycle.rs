@@ -21,7 +21,8 @@ use crate::{
 
 /// Signals whose default action does not end the process: CHLD, CONT, STOP, TSTP, TTIN, TTOU,
 /// URG, WINCH. Every other signal delivered with the default handler is fatal.
-const NON_FATAL_DEFAULT: u64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) | (1 << 21) | (1 << 22) | (1 << 23) | (1 << 28);
+const NON_FATAL_DEFAULT: u64 =
+    (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) | (1 << 21) | (1 << 22) | (1 << 23) | (1 << 28);
 const SIG_DFL: u64 = 0;
 
 fn current_tgid() -> u32 {
@@ -76,7 +77,11 @@ fn try_exec(ctx: &TracePointContext) -> ProbeResult {
     // SAFETY: `ev` points at a reserved, exclusively owned record; `src` is inside the
     // tracepoint record and read through the checked helper.
     unsafe {
-        let truncated = if full_len > FILENAME_LEN { FLAG_TRUNCATED } else { 0 };
+        let truncated = if full_len > FILENAME_LEN {
+            FLAG_TRUNCATED
+        } else {
+            0
+        };
         fill_header(&mut (*ev).header, KIND_EXEC, flags | truncated);
         (*ev).ppid = ppid;
         let buf = &mut (*ev).filename;
@@ -98,7 +103,12 @@ pub fn exit_group(ctx: TracePointContext) -> u32 {
 fn try_exit_group(ctx: &TracePointContext) -> ProbeResult {
     // SAFETY: offset from this tracepoint's format file (a 64-bit syscall argument word).
     let code: u64 = unsafe { ctx.read_at(offsets().exit_group_code as usize)? };
-    let info = ExitInfo { flags: FLAG_EXIT_CODE, exit_code: (code & 0xff) as i32, signal: 0, _pad: 0 };
+    let info = ExitInfo {
+        flags: FLAG_EXIT_CODE,
+        exit_code: (code & 0xff) as i32,
+        signal: 0,
+        _pad: 0,
+    };
     EXITING.insert(&current_tgid(), &info, 0)?;
     Ok(())
 }
@@ -117,7 +127,12 @@ fn try_signal_deliver(ctx: &TracePointContext) -> ProbeResult {
     if handler != SIG_DFL || sig <= 0 || sig >= 64 || NON_FATAL_DEFAULT & (1u64 << sig) != 0 {
         return Err(ProbeError::Ignored);
     }
-    let info = ExitInfo { flags: FLAG_EXIT_SIGNAL, exit_code: 0, signal: sig as u32, _pad: 0 };
+    let info = ExitInfo {
+        flags: FLAG_EXIT_SIGNAL,
+        exit_code: 0,
+        signal: sig as u32,
+        _pad: 0,
+    };
     EXITING.insert(&current_tgid(), &info, 0)?;
     Ok(())
 }

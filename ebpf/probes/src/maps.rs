@@ -6,9 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use firmware_agent_common::{
-    DROP_SLOTS, EventHeader, ExitInfo, PendingBind, TracepointOffsets,
-};
+use firmware_agent_common::{DROP_SLOTS, EventHeader, ExitInfo, PendingBind, TracepointOffsets};
 
 /// Set by the loader from tracefs `format` files.
 #[unsafe(no_mangle)]

@@ -18,7 +18,11 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc_geteuid() }, 0, "these tests load eBPF programs and must run as root (CI runs them as root)");
+    assert_eq!(
+        unsafe { libc_geteuid() },
+        0,
+        "these tests load eBPF programs and must run as root (CI runs them as root)"
+    );
 }
 
 unsafe extern "C" {
@@ -32,7 +36,11 @@ pub fn agent_bin() -> PathBuf {
 
 pub fn hub_bin() -> PathBuf {
     let p = agent_bin().with_file_name("hub");
-    assert!(p.exists(), "{} missing: build the workspace first (cargo build --workspace)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace first (cargo build --workspace)",
+        p.display()
+    );
     p
 }
 
@@ -59,14 +67,21 @@ impl Hub {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("hub printed non-JSON {line:?}: {e}"));
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("hub printed non-JSON {line:?}: {e}"));
                 if tx.send(v).is_err() {
                     break;
                 }
             }
         });
-        let mut hub = Self { child, lines, seen: Vec::new() };
-        hub.wait_for("hub subscribed", |v| v["type"] == "hub" && v["state"] == "subscribed");
+        let mut hub = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        hub.wait_for("hub subscribed", |v| {
+            v["type"] == "hub" && v["state"] == "subscribed"
+        });
         hub
     }
 
@@ -93,18 +108,31 @@ impl Hub {
     /// Takes whatever else arrives within `d` (to check nothing unexpected came).
     pub fn settle(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
-        while let Ok(v) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(v);
         }
     }
 
     pub fn dump(&self) -> String {
-        self.seen.iter().rev().take(60).map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
+        self.seen
+            .iter()
+            .rev()
+            .take(60)
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Events from `device` matching `pred`.
     pub fn events(&self, device: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        self.seen.iter().filter(|v| v["type"] == "event" && v["device"] == device && pred(&v["event"])).map(|v| v["event"].clone()).collect()
+        self.seen
+            .iter()
+            .filter(|v| v["type"] == "event" && v["device"] == device && pred(&v["event"]))
+            .map(|v| v["event"].clone())
+            .collect()
     }
 }
 
@@ -122,7 +150,12 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn start(broker: &PrivateBroker, device: &str, config: &Path, extra_env: &[(&str, &str)]) -> Self {
+    pub fn start(
+        broker: &PrivateBroker,
+        device: &str,
+        config: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let log = std::env::temp_dir().join(format!("agent-{device}-{}.log", std::process::id()));
         let child = Command::new(agent_bin())
             .args(["--config"])
@@ -145,7 +178,9 @@ impl Agent {
 
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> (ExitStatus, String) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(st) = self.child.try_wait().expect("wait agent") {
