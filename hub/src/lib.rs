@@ -11,7 +11,10 @@ use edge_wire::{DecodeError, Message, decode};
 
 /// What the hub makes of one MQTT message.
 #[derive(Debug, PartialEq)]
-#[allow(clippy::large_enum_variant, reason = "one per MQTT message, never stored")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per MQTT message, never stored"
+)]
 pub enum Outcome {
     /// A decoded message from `device`.
     Accepted {

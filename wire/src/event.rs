@@ -36,7 +36,10 @@ pub struct Task {
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[allow(clippy::large_enum_variant, reason = "bounded, inline strings keep the type no_std-decodable without an allocator")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "bounded, inline strings keep the type no_std-decodable without an allocator"
+)]
 pub enum Event {
     Bind(Bind),
     Exec(Exec),
@@ -74,7 +77,10 @@ pub struct Bind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[allow(clippy::large_enum_variant, reason = "bounded, inline strings keep the type no_std-decodable without an allocator")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "bounded, inline strings keep the type no_std-decodable without an allocator"
+)]
 pub enum SockAddr {
     V4 {
         ip: [u8; 4],
