@@ -50,7 +50,10 @@ libllvm=$(ls "$sysroot"/lib/libLLVM.so.* 2>/dev/null | head -n1)
 [ -n "$libllvm" ] || { log "no libLLVM.so in $sysroot/lib"; exit 1; }
 prefix=${BPF_LINKER_LLVM_PREFIX:-/opt/firmware-agent/llvm-$llvm_major}
 mkdir -p "$prefix/lib"
+# The link-time name, and the SONAME the loader looks for at run time (bpf-linker's RUNPATH is
+# $prefix/lib), so bpf-linker also runs outside `rustup run`.
 ln -sfn "$libllvm" "$prefix/lib/libLLVM.so"
+ln -sfn "$libllvm" "$prefix/lib/$(basename "$libllvm")"
 if ! bpf-linker --version 2>/dev/null | grep -q '0\.13\.'; then
     log "building bpf-linker 0.13 against $libllvm (LLVM $llvm_major)"
     LLVM_PREFIX="$prefix" cargo +"$stable" install bpf-linker@0.13.0 --locked --force \
