@@ -33,7 +33,11 @@ struct Seen {
 fn proc_field(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -42,7 +46,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 fn main() {
@@ -50,7 +55,11 @@ fn main() {
         return;
     }
     // SAFETY: no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the pipeline bench loads eBPF programs: run as root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the pipeline bench loads eBPF programs: run as root"
+    );
     let broker = PrivateBroker::start().expect("mosquitto");
     let device = format!("bench-{}", std::process::id());
     let dir = std::env::temp_dir().join(&device);
@@ -63,19 +72,37 @@ fn main() {
     let mut opts = MqttOptions::new(format!("bench-sub-{me}"), "127.0.0.1", broker.port);
     opts.set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut conn) = Client::new(opts, 1024);
-    client.subscribe(format!("edge/{device}/#"), QoS::AtLeastOnce).expect("subscribe");
+    client
+        .subscribe(format!("edge/{device}/#"), QoS::AtLeastOnce)
+        .expect("subscribe");
     let s2 = seen.clone();
     std::thread::spawn(move || {
         for ev in conn.iter() {
-            let Ok(MqttEvent::Incoming(Packet::Publish(p))) = ev else { continue };
-            let Ok(msg) = decode(&p.payload) else { continue };
+            let Ok(MqttEvent::Incoming(Packet::Publish(p))) = ev else {
+                continue;
+            };
+            let Ok(msg) = decode(&p.payload) else {
+                continue;
+            };
             if let Message::Events(b) = &msg {
                 s2.batches.fetch_add(1, Ordering::Relaxed);
-                s2.postcard_bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
-                s2.json_bytes.fetch_add(serde_json::to_vec(&msg).map(|v| v.len() as u64).unwrap_or(0), Ordering::Relaxed);
-                s2.events.fetch_add(b.events.len() as u64, Ordering::Relaxed);
-                s2.drops.fetch_add(b.drops.iter().map(|d| d.count).sum(), Ordering::Relaxed);
-                let ours = b.events.iter().filter(|e| matches!(e, Event::Bind(x) if x.task.tgid == me)).count();
+                s2.postcard_bytes
+                    .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+                s2.json_bytes.fetch_add(
+                    serde_json::to_vec(&msg)
+                        .map(|v| v.len() as u64)
+                        .unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+                s2.events
+                    .fetch_add(b.events.len() as u64, Ordering::Relaxed);
+                s2.drops
+                    .fetch_add(b.drops.iter().map(|d| d.count).sum(), Ordering::Relaxed);
+                let ours = b
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Bind(x) if x.task.tgid == me))
+                    .count();
                 s2.ours.fetch_add(ours as u64, Ordering::Relaxed);
             }
         }
@@ -116,24 +143,44 @@ fn main() {
     }
     let load_secs = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.ours.load(Ordering::Relaxed) - before + seen.drops.load(Ordering::Relaxed) < BINDS && Instant::now() < deadline {
+    while seen.ours.load(Ordering::Relaxed) - before + seen.drops.load(Ordering::Relaxed) < BINDS
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let delivered_secs = start.elapsed().as_secs_f64();
     let busy_ticks = cpu_ticks(pid) - cpu_start;
     let rss_load = proc_field(pid, "VmRSS:");
     let hwm = proc_field(pid, "VmHWM:");
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = agent.wait();
 
     let ours = seen.ours.load(Ordering::Relaxed) - before;
     let events = seen.events.load(Ordering::Relaxed).max(1);
-    println!("pipeline bench ({BINDS} bind() calls from one thread on CPU 1; agent pinned to CPU 0)");
-    println!("  delivered {ours} of our binds, {} drops, in {delivered_secs:.2} s (load loop took {load_secs:.2} s)", seen.drops.load(Ordering::Relaxed));
-    println!("  throughput: {:.0} events/s ring buffer -> decoded batch at the subscriber", ours as f64 / delivered_secs);
-    println!("  agent CPU under load: {:.0}% of one core", busy_ticks as f64 / hz / delivered_secs * 100.0);
-    println!("  agent idle CPU: {:.2}% of one core over 10 s", idle_ticks as f64 / hz / 10.0 * 100.0);
-    println!("  agent VmRSS: idle {rss_idle} KiB, after load {rss_load} KiB, peak (VmHWM) {hwm} KiB");
+    println!(
+        "pipeline bench ({BINDS} bind() calls from one thread on CPU 1; agent pinned to CPU 0)"
+    );
+    println!(
+        "  delivered {ours} of our binds, {} drops, in {delivered_secs:.2} s (load loop took {load_secs:.2} s)",
+        seen.drops.load(Ordering::Relaxed)
+    );
+    println!(
+        "  throughput: {:.0} events/s ring buffer -> decoded batch at the subscriber",
+        ours as f64 / delivered_secs
+    );
+    println!(
+        "  agent CPU under load: {:.0}% of one core",
+        busy_ticks as f64 / hz / delivered_secs * 100.0
+    );
+    println!(
+        "  agent idle CPU: {:.2}% of one core over 10 s",
+        idle_ticks as f64 / hz / 10.0 * 100.0
+    );
+    println!(
+        "  agent VmRSS: idle {rss_idle} KiB, after load {rss_load} KiB, peak (VmHWM) {hwm} KiB"
+    );
     println!(
         "  wire: {:.1} bytes/event postcard vs {:.1} bytes/event serde_json ({} batches, {events} events)",
         seen.postcard_bytes.load(Ordering::Relaxed) as f64 / events as f64,

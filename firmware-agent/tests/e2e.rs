@@ -41,7 +41,7 @@ fn bind_exec_and_exit_arrive_decoded_at_the_hub() {
     let broker = PrivateBroker::start().expect("mosquitto");
     let mut hub = Hub::start(&broker);
     let device = format!("e2e-{}", std::process::id());
-    let agent = Agent::start(&broker, &device, &example_config(), &[]);
+    let agent = Agent::start(&broker, &device, &example_config());
 
     let b = birth(&mut hub, &device);
     let body = &b["body"];
@@ -180,7 +180,7 @@ fn a_probe_on_a_missing_tracepoint_is_skipped_and_the_rest_deliver() {
         "[probes.tracepoints]\nexec = \"sched:no_such_tracepoint\"\n",
     );
     let device = format!("skip-{}", std::process::id());
-    let agent = Agent::start(&broker, &device, &cfg, &[]);
+    let agent = Agent::start(&broker, &device, &cfg);
     let b = birth(&mut hub, &device);
     let state = probe_state(&b, "exec");
     let reason = state["Skipped"]["reason"]

@@ -57,8 +57,12 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(broker: &PrivateBroker) -> Self {
+        Self::start_url(&broker.url())
+    }
+
+    pub fn start_url(url: &str) -> Self {
         let mut child = Command::new(hub_bin())
-            .args(["--broker", &broker.url(), "--json"])
+            .args(["--broker", url, "--json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -150,21 +154,19 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn start(
-        broker: &PrivateBroker,
-        device: &str,
-        config: &Path,
-        extra_env: &[(&str, &str)],
-    ) -> Self {
+    pub fn start(broker: &PrivateBroker, device: &str, config: &Path) -> Self {
+        Self::start_url(&broker.url(), device, config)
+    }
+
+    pub fn start_url(url: &str, device: &str, config: &Path) -> Self {
         let log = std::env::temp_dir().join(format!("agent-{device}-{}.log", std::process::id()));
         let child = Command::new(agent_bin())
             .args(["--config"])
             .arg(config)
             .args(["--card-config", "/nonexistent/card.toml"])
-            .env("FIRMWARE_AGENT_BROKER_URL", broker.url())
+            .env("FIRMWARE_AGENT_BROKER_URL", url)
             .env("FIRMWARE_AGENT_DEVICE_ID", device)
             .env("RUST_LOG", "info")
-            .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("agent log"))
             .spawn()
