@@ -17,8 +17,11 @@ impl PrivateBroker {
     /// Starts `mosquitto` on 127.0.0.1 with a port the OS picked. Fails (never skips) when
     /// mosquitto is missing.
     pub fn start() -> std::io::Result<Self> {
-        // Let the kernel choose a free port, then hand it to mosquitto.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Self::start_on(free_port()?)
+    }
+
+    /// Starts `mosquitto` on 127.0.0.1:`port` (e.g. one a client was told about earlier).
+    pub fn start_on(port: u16) -> std::io::Result<Self> {
         let dir = std::env::temp_dir().join(format!("edge-broker-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let conf = dir.join("mosquitto.conf");
@@ -58,6 +61,11 @@ impl PrivateBroker {
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
+}
+
+/// A loopback port the kernel just handed out (and that we released again).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn mosquitto() -> &'static str {
