@@ -275,7 +275,7 @@ fn ring_requests_of_4096_and_5000_make_working_maps_of_the_right_size() {
 }
 
 #[test]
-fn a_full_outbox_drops_the_oldest_and_reports_it() {
+fn a_full_outbox_drops_the_oldest_and_reports_it_in_metrics() {
     require_root();
     let dir = tempfile::tempdir().expect("tempdir");
     // No broker yet: batches pile up in a 2-message outbox (behind the client's own queue).
@@ -312,11 +312,9 @@ fn a_full_outbox_drops_the_oldest_and_reports_it() {
     }
     let broker = PrivateBroker::start_on(port).expect("mosquitto");
     let mut hub = Hub::start(&broker);
-    bind_once();
-    let drops = hub.wait_for("outbox drops in a batch", |v| {
-        v["type"] == "drops" && v["device"] == device && v["source"] == "outbox"
-    });
-    assert!(drops["count"].as_u64().expect("count") > 0);
+    // The cumulative count in metrics is what a dashboard sees whatever it missed while the
+    // link was down (whether the hub subscribed before the agent reconnected is a race); each
+    // batch's `drops` carries the same losses as deltas (unit-tested in batch.rs).
     let m = hub.wait_for("metrics", |v| {
         v["type"] == "metrics" && v["device"] == device
     });
