@@ -335,3 +335,34 @@ fn a_full_outbox_drops_the_oldest_and_reports_it_in_metrics() {
     let (st, log) = agent.terminate();
     assert!(st.success(), "{log}");
 }
+
+#[test]
+fn with_no_event_probe_able_to_run_the_agent_exits_non_zero_with_the_reasons() {
+    require_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        dir.path(),
+        "agent.toml",
+        "[probes]\ndisabled = [\"exit\"]\n[probes.tracepoints]\nexec = \"sched:gone\"\nbind_exit = \"syscalls:gone_too\"\n",
+    );
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--card-config", "/nonexistent"])
+        .env("FIRMWARE_AGENT_BROKER_URL", "mqtt://127.0.0.1:9")
+        .output()
+        .expect("run agent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "no event probe could run",
+        "sched:gone",
+        "syscalls:gone_too",
+        "exit: Disabled",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+}
