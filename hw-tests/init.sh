@@ -1,0 +1,290 @@
+#!/bin/sh
+# /init for the hw-tests initramfs (busybox ash). Copied in by mkinitramfs.sh.
+#
+# Kernel command line parameters (read from /proc/cmdline):
+#   fa.scenario=NAME        scenario to run (alias: fa.mode); default: smoke
+#   fa.broker=URL           -> FIRMWARE_AGENT_BROKER_URL   (e.g. mqtt://10.0.2.2:18830)
+#   fa.device=NAME          -> FIRMWARE_AGENT_DEVICE_ID
+#   fa.env.NAME=VALUE       exported into the agent's environment (e.g. fa.env.RUST_LOG=debug)
+#   fa.settle=SECONDS       e2e/nobtf: how long to wait for the agent to get ready (default 5)
+#   fa.ready_log=STRING     e2e/nobtf: instead, wait until the agent log contains STRING
+#                           (use '_' for spaces: fa.ready_log=probes_attached)
+#   fa.ready_timeout=S      upper bound for fa.ready_log polling (default 30)
+#   fa.linger=SECONDS       e2e/nobtf: keep the agent running this long after the triggers (default 3)
+#   fa.stop_timeout=S       how long to wait for the agent after SIGTERM before SIGKILL (default 15)
+#   fa.run=PATH             'run' scenario: program to execute (args: fa.args=a,b,c)
+#
+# Every scenario ends with exactly one line starting with "HWTEST-RESULT:" and
+# then the guest powers off (poweroff -f). If anything goes wrong in here the
+# EXIT trap still prints a result line and powers off, so the host never hangs.
+
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin
+export HOME=/root
+umask 022
+
+RESULT_PRINTED=0
+result() { # one HWTEST-RESULT line, then power off
+    [ "$RESULT_PRINTED" = 1 ] && return 0
+    RESULT_PRINTED=1
+    sync
+    echo "HWTEST-RESULT: $*"
+    sleep 0.2 2>/dev/null || sleep 1
+    poweroff -f
+    sleep 5
+    echo o >/proc/sysrq-trigger
+}
+trap 'result "error=init-exited scenario=${SCENARIO:-?}"' EXIT
+info() { echo "HWTEST-INFO: $*"; }
+
+# ---------------------------------------------------------------- filesystems
+mkdir -p /proc /sys /dev /tmp /run /root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null || mdev -s
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || echo "init: WARNING: tracefs mount failed"
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || echo "init: WARNING: debugfs mount failed"
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "init: WARNING: bpffs mount failed"
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
+exec </dev/console >/dev/console 2>&1
+
+read -r UPTIME _ </proc/uptime
+echo "HWTEST-INIT: uptime=${UPTIME}s"
+
+# ------------------------------------------------------------------- cmdline
+SCENARIO=""
+: >/tmp/agent.env
+# shellcheck disable=SC2013  # words, not lines
+for w in $(cat /proc/cmdline); do
+    case "$w" in
+        fa.env.*=*)
+            k="${w%%=*}"; k="${k#fa.env.}"; v="${w#*=}"
+            case "$k" in *[!A-Za-z0-9_]*|"") echo "init: ignoring bad env name '$k'"; continue ;; esac
+            echo "export $k='$v'" >>/tmp/agent.env ;;
+        fa.*=*)
+            k="${w%%=*}"; k="${k#fa.}"; v="${w#*=}"
+            case "$k" in *[!a-z0-9_]*|"") echo "init: ignoring bad param 'fa.$k'"; continue ;; esac
+            k="$(echo "$k" | tr a-z A-Z)"
+            eval "FA_$k=\$v" ;;
+    esac
+done
+SCENARIO="${FA_SCENARIO:-${FA_MODE:-smoke}}"
+
+# ------------------------------------------------------------------- modules
+KVER="$(uname -r)"
+if [ -f "/lib/modules/$KVER/modules.load" ]; then
+    while read -r m; do
+        [ -n "$m" ] || continue
+        if insmod "/lib/modules/$KVER/$m" 2>/tmp/insmod.err; then
+            echo "init: insmod $m ok"
+        else
+            echo "init: insmod $m FAILED: $(cat /tmp/insmod.err)"
+        fi
+    done <"/lib/modules/$KVER/modules.load"
+elif [ -d /lib/modules ]; then
+    echo "init: WARNING: no /lib/modules/$KVER/modules.load (initramfs built for another kernel: $(ls /lib/modules))"
+fi
+
+# ------------------------------------------------------------------- network
+ip link set lo up
+NET=down
+for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    [ -e /sys/class/net/eth0 ] && break
+    sleep 0.1
+done
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set eth0 up
+    ip addr add 10.0.2.15/24 dev eth0
+    ip route add default via 10.0.2.2
+    NET=up
+fi
+echo "nameserver 10.0.2.3" >/etc/resolv.conf 2>/dev/null || true
+hostname "${FA_DEVICE:-hwtest}"
+
+PAGESIZE="$(awk '/^KernelPageSize:/ {print $2 * 1024; exit}' /proc/self/smaps 2>/dev/null)"
+BTF=absent; [ -e /sys/kernel/btf/vmlinux ] && BTF=present
+echo "HWTEST-KERNEL: $KVER"
+echo "HWTEST-PAGESIZE: ${PAGESIZE:-unknown}"
+info "arch=$(uname -m) cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo) eth0=$NET btf=$BTF scenario=$SCENARIO"
+info "crng: $(dmesg | grep -m1 'crng init' || echo 'no crng init message yet')"
+
+# --------------------------------------------------------------- helpers
+broker_hostport() { # mqtt://host:port -> "host port"
+    hp="${FA_BROKER#*://}"; hp="${hp%%/*}"
+    case "$hp" in *:*) echo "${hp%:*} ${hp##*:}" ;; *) echo "$hp 1883" ;; esac
+}
+
+load_agent_env() { # call in a subshell: the agent's environment from the cmdline
+    . /tmp/agent.env
+    if [ -n "${FA_BROKER:-}" ]; then export FIRMWARE_AGENT_BROKER_URL="$FA_BROKER"; fi
+    if [ -n "${FA_DEVICE:-}" ]; then export FIRMWARE_AGENT_DEVICE_ID="$FA_DEVICE"; fi
+}
+
+AGENT_PID=""
+TAIL_PID=""
+start_agent() { # extra agent args in "$@"
+    if [ ! -x /usr/bin/firmware-agent ]; then
+        result "agent-exit=missing-binary scenario=$SCENARIO"
+    fi
+    if [ -f /etc/firmware-agent/agent.toml ]; then
+        set -- --config /etc/firmware-agent/agent.toml "$@"
+    else
+        echo "init: WARNING: /etc/firmware-agent/agent.toml not in initramfs; starting agent without --config"
+    fi
+    : >/tmp/agent.log
+    (
+        load_agent_env
+        exec /usr/bin/firmware-agent "$@"
+    ) >>/tmp/agent.log 2>&1 &
+    AGENT_PID=$!
+    tail -n +1 -f /tmp/agent.log | while IFS= read -r l; do echo "[agent] $l"; done &
+    TAIL_PID=$!
+    read -r up _ </proc/uptime
+    info "agent started pid=$AGENT_PID uptime=${up}s args=$*"
+}
+
+agent_alive() { kill -0 "$AGENT_PID" 2>/dev/null; }
+
+print_rss() { # HWTEST-RSS: <VmRSS kB of the agent> phase=<when>
+    r="$(awk '/^VmRSS:/ {print $2}' "/proc/$AGENT_PID/status" 2>/dev/null)"
+    echo "HWTEST-RSS: ${r:-unknown} phase=$1"
+}
+
+wait_agent_ready() {
+    if [ -n "${FA_READY_LOG:-}" ]; then
+        pat="$(echo "$FA_READY_LOG" | tr _ ' ')"
+        t=0; lim=$(( ${FA_READY_TIMEOUT:-30} * 10 ))
+        while [ "$t" -lt "$lim" ]; do
+            if grep -qF "$pat" /tmp/agent.log; then
+                read -r up _ </proc/uptime
+                info "agent ready (log matched '$pat', poll $t) uptime=${up}s"
+                return 0
+            fi
+            agent_alive || return 1
+            sleep 0.1; t=$((t + 1))
+        done
+        info "agent not ready after ${FA_READY_TIMEOUT:-30}s (no '$pat' in log); continuing"
+    else
+        sleep "${FA_SETTLE:-5}"
+    fi
+    agent_alive
+}
+
+stop_agent() { # sets STOP_RC to the exit code (or 'killed-after-timeout')
+    kill -TERM "$AGENT_PID" 2>/dev/null
+    t=0; lim=$(( ${FA_STOP_TIMEOUT:-15} * 10 ))
+    while agent_alive && [ "$t" -lt "$lim" ]; do sleep 0.1; t=$((t + 1)); done
+    if agent_alive; then
+        kill -KILL "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null
+        STOP_RC=killed-after-timeout
+    else
+        wait "$AGENT_PID"; STOP_RC=$?
+    fi
+}
+
+finish_log() { # busybox tail -f polls once a second: let it catch the agent's last lines
+    sleep 1.5
+    if [ -n "$TAIL_PID" ]; then kill "$TAIL_PID" 2>/dev/null; fi
+}
+
+trigger_events() {
+    # Two binds: an IPv4 one on 0.0.0.0:4242 (busybox httpd binds the address it is given;
+    # this busybox's small nc has no -s) and `nc -l -p 4243`, which binds [::] where the
+    # kernel has IPv6 (the Debian kernels) and 0.0.0.0 where it hasn't.
+    info "trigger: bind tcp 0.0.0.0:4242 (httpd) and tcp/4243 (nc -l)"
+    mkdir -p /tmp/www
+    httpd -f -p 0.0.0.0:4242 -h /tmp/www </dev/null >/dev/null 2>/tmp/httpd.err &
+    httpdpid=$!
+    nc -l -p 4243 </dev/null >/dev/null 2>/tmp/nc.err &
+    ncpid=$!
+    sleep 1
+    for p in 4242 4243; do
+        if netstat -ltn 2>/dev/null | grep -q ":$p "; then info "listener on :$p up"
+        else info "WARNING: no listener on :$p ($(cat /tmp/httpd.err /tmp/nc.err 2>/dev/null | head -c 200))"; fi
+    done
+    # connect once so the listener also sees an accept (ignored if nc exited already)
+    echo hwtest | nc -w 1 127.0.0.1 4243 >/dev/null 2>&1 || true
+    kill "$ncpid" "$httpdpid" 2>/dev/null; wait "$ncpid" "$httpdpid" 2>/dev/null
+    info "trigger: exec /usr/bin/hwtest-marker"
+    /usr/bin/hwtest-marker; info "hwtest-marker exit=$?"
+}
+
+# --------------------------------------------------------------- scenarios
+scenario_smoke() { # boot + network check, no agent needed
+    net=skipped
+    if [ -n "${FA_BROKER:-}" ]; then
+        # shellcheck disable=SC2046  # "host port" -> $1 $2
+        set -- $(broker_hostport)
+        if echo | nc -w 3 "$1" "$2" >/dev/null 2>&1; then net="ok($1:$2)"; else net="fail($1:$2)"; fi
+    fi
+    result "smoke kernel=$KVER pagesize=${PAGESIZE:-unknown} eth0=$NET tcp=$net"
+}
+
+scenario_e2e() {
+    start_agent
+    if ! wait_agent_ready; then
+        wait "$AGENT_PID"; rc=$?
+        finish_log
+        result "agent-exit=$rc (agent died before ready) scenario=$SCENARIO"
+    fi
+    print_rss ready
+    trigger_events
+    sleep "${FA_LINGER:-3}"
+    print_rss before-stop
+    stop_agent
+    finish_log
+    result "agent-exit=$STOP_RC scenario=$SCENARIO"
+}
+
+scenario_nobtf() {
+    if [ -e /sys/kernel/btf/vmlinux ]; then
+        : >/tmp/empty-btf
+        mount --bind /tmp/empty-btf /sys/kernel/btf/vmlinux \
+            || echo "init: WARNING: bind-mount over /sys/kernel/btf/vmlinux failed"
+    fi
+    n="$(head -c 16 /sys/kernel/btf/vmlinux 2>/dev/null | wc -c)"
+    if [ "${n:-0}" -eq 0 ]; then info "btf-hidden=yes (/sys/kernel/btf/vmlinux reads 0 bytes)"
+    else info "btf-hidden=no (/sys/kernel/btf/vmlinux still readable: $n bytes)"; fi
+    scenario_e2e
+}
+
+scenario_ringbuf_negative() {
+    [ -x /usr/bin/firmware-agent ] || result "selftest-exit=missing-binary scenario=$SCENARIO"
+    ( load_agent_env; exec /usr/bin/firmware-agent selftest-ringbuf ) >/tmp/selftest.out 2>&1; rc=$?
+    sed 's/^/[selftest] /' /tmp/selftest.out
+    grep -E 'raw_ringbuf|sized_ringbuf' /tmp/selftest.out | sed 's/^/HWTEST-INFO: /'
+    result "selftest-exit=$rc pagesize=${PAGESIZE:-unknown} scenario=$SCENARIO"
+}
+
+scenario_run() { # fa.run=/usr/bin/prog [fa.args=a,b,c]
+    [ -n "${FA_RUN:-}" ] || result "run-exit=no-fa.run scenario=run"
+    [ -x "$FA_RUN" ] || result "run-exit=missing($FA_RUN) scenario=run"
+    args="$(echo "${FA_ARGS:-}" | tr , ' ')"
+    # shellcheck disable=SC2086  # fa.args is split on purpose
+    ( load_agent_env; exec "$FA_RUN" $args ); rc=$?
+    result "run-exit=$rc prog=$FA_RUN scenario=run"
+}
+
+scenario_custom() { # /hwtest/scenario.sh from the initramfs extras; sourced, may call result
+    [ -f /hwtest/scenario.sh ] || result "error=no-/hwtest/scenario.sh scenario=custom"
+    . /hwtest/scenario.sh
+    result "custom-exit=$? scenario=custom"
+}
+
+scenario_shell() { # interactive debugging (boot.sh with HWTEST_INTERACTIVE=1)
+    setsid cttyhack sh -l || sh
+    result "shell-exited scenario=shell"
+}
+
+fn="scenario_$(echo "$SCENARIO" | tr - _)"
+if type "$fn" >/dev/null 2>&1; then
+    "$fn"
+else
+    result "error=unknown-scenario($SCENARIO) scenario=$SCENARIO"
+fi
+result "error=scenario-returned scenario=$SCENARIO"

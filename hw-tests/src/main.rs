@@ -1,0 +1,481 @@
+//! The hw-tests QEMU cells. Per cell: a private mosquitto, the real `hub --json`, and a
+//! Debian (or locally built 64K) arm64 kernel booted with hw-tests/boot.sh, whose /init runs
+//! the static aarch64 agent against the broker (the guest reaches the host's loopback as
+//! 10.0.2.2). Pass/fail comes from the hub's JSON records and the serial console
+//! (rules in lib.rs). Prints one line per cell, a figures table, then `N passed, M failed`
+//! alone on the last line; exits 1 if any cell failed, 2 on a usage or setup error.
+//!
+//! usage: hw-tests --agent PATH --kernel 16k=DIR [--kernel 4k=DIR ...] [--hub PATH]
+//!                 [--out DIR] [--timeout S] CELL...
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use edge_hub::testbroker::PrivateBroker;
+use hw_tests::{Cell, Figures, Scenario};
+use serde_json::Value;
+
+const USAGE: &str = "usage: hw-tests --agent PATH --kernel PAGES=DIR [--kernel ...] [--hub PATH] [--out DIR] [--timeout S] CELL...\n  CELL: e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k e2e-64k ...";
+
+struct Args {
+    agent: PathBuf,
+    kernels: HashMap<String, PathBuf>,
+    hub: PathBuf,
+    out: PathBuf,
+    timeout_s: u64,
+    cells: Vec<Cell>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut agent = None;
+    let mut kernels = HashMap::new();
+    let mut hub = None;
+    let mut out = PathBuf::from("target/hw-tests");
+    let mut timeout_s = 240;
+    let mut cells = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--agent" => agent = Some(PathBuf::from(it.next().ok_or("--agent needs a path")?)),
+            "--kernel" => {
+                let kv = it.next().ok_or("--kernel needs PAGES=DIR")?;
+                let (k, v) = kv.split_once('=').ok_or("--kernel needs PAGES=DIR")?;
+                kernels.insert(k.to_owned(), PathBuf::from(v));
+            }
+            "--hub" => hub = Some(PathBuf::from(it.next().ok_or("--hub needs a path")?)),
+            "--out" => out = PathBuf::from(it.next().ok_or("--out needs a dir")?),
+            "--timeout" => {
+                timeout_s = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--timeout needs seconds")?
+            }
+            "-h" | "--help" => return Err(String::new()),
+            c => cells.push(Cell::parse(c)?),
+        }
+    }
+    let agent = agent.ok_or("--agent is required")?;
+    if !agent.is_file() {
+        return Err(format!("agent {} not found", agent.display()));
+    }
+    if cells.is_empty() {
+        return Err("no cells given".into());
+    }
+    for c in &cells {
+        if !kernels.contains_key(&c.pages) {
+            return Err(format!("cell {} needs --kernel {}=DIR", c.name, c.pages));
+        }
+    }
+    let hub = match hub {
+        Some(h) => h,
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("hub"),
+    };
+    if !hub.is_file() {
+        return Err(format!(
+            "hub binary {} not found (cargo build -p edge-hub)",
+            hub.display()
+        ));
+    }
+    Ok(Args {
+        agent,
+        kernels,
+        hub,
+        out,
+        timeout_s,
+        cells,
+    })
+}
+
+/// `hub --json`, its records timestamped on arrival.
+struct Hub {
+    child: Child,
+    rx: mpsc::Receiver<(Instant, Value)>,
+}
+
+impl Hub {
+    fn start(bin: &Path, broker: &PrivateBroker) -> Result<(Self, Vec<Value>), String> {
+        let mut child = Command::new(bin)
+            .args(["--broker", &broker.url(), "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let out = child.stdout.take().ok_or("hub stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| Value::String(format!("non-JSON hub line {line:?}: {e}")));
+                if tx.send((Instant::now(), v)).is_err() {
+                    break;
+                }
+            }
+        });
+        let hub = Self { child, rx };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match hub.rx.recv_timeout(left) {
+                Ok((_, v)) => {
+                    let done = v["type"] == "hub" && v["state"] == "subscribed";
+                    seen.push(v);
+                    if done {
+                        return Ok((hub, seen));
+                    }
+                }
+                Err(_) => return Err(format!("hub never subscribed; it printed {seen:?}")),
+            }
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Ctx {
+    args: Args,
+    here: PathBuf,
+    initrds: HashMap<String, PathBuf>,
+}
+
+impl Ctx {
+    fn kernel_dir(&self, pages: &str) -> &Path {
+        &self.args.kernels[pages]
+    }
+
+    fn first_in_boot(&self, pages: &str, prefix: &str) -> Option<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.kernel_dir(pages).join("boot"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect();
+        v.sort();
+        v.into_iter().next()
+    }
+
+    /// Whether the kernel was built with BTF (its boot/config-*).
+    fn kernel_has_btf(&self, pages: &str) -> bool {
+        self.first_in_boot(pages, "config-")
+            .and_then(|p| fs::read_to_string(p).ok())
+            .is_some_and(|c| c.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y"))
+    }
+
+    fn initrd(&mut self, pages: &str) -> Result<PathBuf, String> {
+        if let Some(p) = self.initrds.get(pages) {
+            return Ok(p.clone());
+        }
+        let out = self.args.out.join(format!("initramfs-{pages}.cpio.gz"));
+        let toml =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-agent/agent.example.toml");
+        let st = Command::new(self.here.join("mkinitramfs.sh"))
+            .arg(self.kernel_dir(pages))
+            .arg(&self.args.agent)
+            .arg(&out)
+            .arg(format!("{}:/etc/firmware-agent/agent.toml", toml.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("mkinitramfs.sh: {e}"))?;
+        if !st.success() {
+            return Err(format!("mkinitramfs.sh for {pages} failed ({st})"));
+        }
+        self.initrds.insert(pages.to_owned(), out.clone());
+        Ok(out)
+    }
+}
+
+struct Outcome {
+    failures: Vec<String>,
+    figures: Figures,
+}
+
+fn run_cell(ctx: &mut Ctx, cell: &Cell) -> Outcome {
+    let t0 = Instant::now();
+    let mut figures = Figures::default();
+    let failures = match run_cell_inner(ctx, cell, &mut figures) {
+        Ok(f) => f,
+        Err(e) => vec![e],
+    };
+    figures.total_s = t0.elapsed().as_secs_f64();
+    Outcome { failures, figures }
+}
+
+fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<String>, String> {
+    let initrd = ctx.initrd(&cell.pages)?;
+    let kernel = ctx.first_in_boot(&cell.pages, "vmlinuz-").ok_or_else(|| {
+        format!(
+            "no boot/vmlinuz-* in {}",
+            ctx.kernel_dir(&cell.pages).display()
+        )
+    })?;
+    let broker = PrivateBroker::start().map_err(|e| format!("mosquitto: {e}"))?;
+    let (hub, mut records) = Hub::start(&ctx.args.hub, &broker)?;
+    let device = cell.device();
+    let cmdline = format!(
+        "quiet fa.scenario={} fa.broker=mqtt://10.0.2.2:{} fa.device={device} \
+         fa.env.RUST_LOG=info fa.ready_log=mqtt:_connected fa.linger=2",
+        cell.scenario.guest_name(),
+        broker.port
+    );
+    let log = ctx.args.out.join(format!("{}.log", cell.name));
+    let boot_out = ctx.args.out.join(format!("{}.boot.txt", cell.name));
+    let out_file = fs::File::create(&boot_out).map_err(|e| e.to_string())?;
+    // A console log left from an earlier run would be read before boot.sh truncates it.
+    let _ = fs::remove_file(&log);
+    let mut child = Command::new(ctx.here.join("boot.sh"))
+        .arg(&kernel)
+        .arg(&initrd)
+        .arg(&cmdline)
+        .arg(&log)
+        .arg(ctx.args.timeout_s.to_string())
+        .stdout(out_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(out_file)
+        .spawn()
+        .map_err(|e| format!("boot.sh: {e}"))?;
+
+    let t_boot = Instant::now();
+    let mut agent_started = None;
+    let mut birth_at = None;
+    // Host-clock timeline of console lines (as first seen, 50 ms polls) and hub records.
+    let mut timeline = Vec::new();
+    let mut seen_len = 0;
+    let take = |records: &mut Vec<Value>,
+                birth_at: &mut Option<Instant>,
+                timeline: &mut Vec<String>,
+                t: Instant,
+                v: Value| {
+        if birth_at.is_none() && v["type"] == "online" && v["device"] == device {
+            *birth_at = Some(t);
+        }
+        let what = if v["type"] == "event" {
+            v["event"]
+                .as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        timeline.push(format!(
+            "{:8.3} hub     {} {what}",
+            t.saturating_duration_since(t_boot).as_secs_f64(),
+            v["type"]
+        ));
+        records.push(v);
+    };
+    let status = loop {
+        while let Ok((t, v)) = hub.rx.try_recv() {
+            take(&mut records, &mut birth_at, &mut timeline, t, v);
+        }
+        if let Ok(c) = fs::read_to_string(&log) {
+            let now = Instant::now();
+            if c.len() < seen_len {
+                seen_len = 0; // truncated by boot.sh
+            }
+            if let Some(done) = c[seen_len.min(c.len())..]
+                .rfind('\n')
+                .map(|i| seen_len + i + 1)
+            {
+                for l in c[seen_len..done].lines() {
+                    timeline.push(format!(
+                        "{:8.3} console {}",
+                        now.saturating_duration_since(t_boot).as_secs_f64(),
+                        l.trim_end_matches('\r')
+                    ));
+                    if agent_started.is_none() && l.starts_with("HWTEST-INFO: agent started pid=") {
+                        agent_started = Some(now);
+                    }
+                }
+                seen_len = done;
+            }
+        }
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever the broker still had in flight.
+    let settle = Instant::now() + Duration::from_secs(1);
+    while let Ok((t, v)) = hub
+        .rx
+        .recv_timeout(settle.saturating_duration_since(Instant::now()))
+    {
+        take(&mut records, &mut birth_at, &mut timeline, t, v);
+    }
+    drop(hub);
+    timeline.sort_by(|a, b| {
+        let k = |s: &str| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        };
+        k(a).partial_cmp(&k(b)).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    fs::write(
+        ctx.args.out.join(format!("{}.timeline.txt", cell.name)),
+        timeline.join("\n") + "\n",
+    )
+    .map_err(|e| e.to_string())?;
+    drop(broker);
+    let console = fs::read_to_string(&log).unwrap_or_default();
+    let boot_txt = fs::read_to_string(&boot_out).unwrap_or_default();
+    fig.boot_s = hw_tests::boot_figure(&boot_txt, "host_to_init");
+    fig.rss_ready_kb = hw_tests::rss_kb(&console, "ready");
+    fig.startup_guest_s = hw_tests::guest_ready_s(&console);
+    fig.rss_end_kb = hw_tests::rss_kb(&console, "before-stop");
+    if let (Some(a), Some(b)) = (agent_started, birth_at) {
+        fig.startup_s = Some(b.saturating_duration_since(a).as_secs_f64());
+    }
+    if let Some(b) = hw_tests::find_birth(&records, &device) {
+        fig.rings = hw_tests::ring_summary(b);
+    }
+    fs::write(
+        ctx.args.out.join(format!("{}.hub.jsonl", cell.name)),
+        records.iter().map(|v| format!("{v}\n")).collect::<String>(),
+    )
+    .map_err(|e| e.to_string())?;
+
+    let mut f = Vec::new();
+    if !status.success() {
+        f.push(format!(
+            "boot.sh exit {status} (124 = timeout, 3 = no result line); see {}",
+            boot_out.display()
+        ));
+    }
+    if let Some(bad) = records.iter().find(|v| v.is_string()) {
+        f.push(bad.to_string());
+    }
+    match cell.scenario {
+        Scenario::E2e | Scenario::NoBtf => {
+            let btf = cell.scenario == Scenario::E2e && ctx.kernel_has_btf(&cell.pages);
+            f.extend(hw_tests::check_e2e(cell, &records, &console, btf));
+        }
+        Scenario::RingbufNegative => {
+            f.extend(hw_tests::check_ringbuf_negative(cell, &console));
+            fig.rings = console
+                .lines()
+                .filter_map(|l| l.strip_prefix("HWTEST-INFO: sized_ringbuf "))
+                .map(|s| s.split(" result").next().unwrap_or(s).to_owned())
+                .collect();
+        }
+    }
+    if !f.is_empty() {
+        f.push(format!("console: {}", log.display()));
+    }
+    Ok(f)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("hw-tests: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = fs::create_dir_all(&args.out) {
+        eprintln!("hw-tests: {}: {e}", args.out.display());
+        return ExitCode::from(2);
+    }
+    let cells = args.cells.clone();
+    let mut ctx = Ctx {
+        args,
+        here: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        initrds: HashMap::new(),
+    };
+    let t0 = Instant::now();
+    let mut rows = Vec::new();
+    let (mut passed, mut failed) = (0, 0);
+    for cell in &cells {
+        let o = run_cell(&mut ctx, cell);
+        let fg = &o.figures;
+        if o.failures.is_empty() {
+            passed += 1;
+            println!(
+                "PASS {} ({:.1}s: boot {}s, agent start-up {}s guest / {}s host, rss {} kB, rings {})",
+                cell.name,
+                fg.total_s,
+                opt(fg.boot_s),
+                opt(fg.startup_guest_s),
+                opt(fg.startup_s),
+                fg.rss_end_kb.map_or("-".into(), |k| k.to_string()),
+                fg.rings.join(", ")
+            );
+        } else {
+            failed += 1;
+            println!("FAIL {} ({:.1}s)", cell.name, fg.total_s);
+            for m in &o.failures {
+                println!("    {m}");
+            }
+        }
+        rows.push(format!(
+            "{:<22} {:<5} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7}  {}",
+            cell.name,
+            if o.failures.is_empty() {
+                "PASS"
+            } else {
+                "FAIL"
+            },
+            opt(fg.boot_s),
+            opt(fg.startup_guest_s),
+            opt(fg.startup_s),
+            fg.rss_ready_kb.map_or("-".into(), |k| k.to_string()),
+            fg.rss_end_kb.map_or("-".into(), |k| k.to_string()),
+            format!("{:.1}", fg.total_s),
+            fg.rings.join(", ")
+        ));
+    }
+    let mut table = format!(
+        "{:<22} {:<5} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7}  {}\n",
+        "CELL",
+        "RES",
+        "BOOT_S",
+        "UP_GST_S",
+        "UP_HST_S",
+        "RSS0_KB",
+        "RSS1_KB",
+        "CELL_S",
+        "RINGS (requested->chosen)"
+    );
+    for r in &rows {
+        table.push_str(r);
+        table.push('\n');
+    }
+    table.push_str(&format!(
+        "BOOT_S: QEMU start to /init (host clock); UP_GST_S: agent start to its 'mqtt: connected; publishing birth' log line (guest /proc/uptime, polled); UP_HST_S: console 'agent started' to the birth at the hub (host clock); RSS0/RSS1: agent VmRSS when ready / before SIGTERM; cells took {:.1}s\n",
+        t0.elapsed().as_secs_f64()
+    ));
+    println!();
+    print!("{table}");
+    let _ = fs::write(ctx.args.out.join("summary.txt"), &table);
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
