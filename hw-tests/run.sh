@@ -5,8 +5,9 @@
 #
 # Usage: hw-tests/run.sh [--cell CELL]... [CELL...]
 #   default cells: e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k
-#   e2e-64k (and any *-64k cell) builds a 64K-page kernel first (hw-tests/build-kernel-64k.sh,
-#   cached; needs hw-tests/apt-packages-64k.txt); it is not in the default list.
+#                  e2e-64k ringbuf-negative-64k
+#   *-64k cells build a 64K-page kernel first (hw-tests/build-kernel-64k.sh, cached;
+#   needs hw-tests/apt-packages-64k.txt, installed by scripts/setup.sh).
 #
 # Steps: fetch the Debian kernels (cached), build the agent for aarch64-unknown-linux-musl
 # (release), build the hub and the hw-tests runner (debug, shared with `cargo test`), run the
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         *) CELLS+=("$1"); shift ;;
     esac
 done
-[ "${#CELLS[@]}" -gt 0 ] || CELLS=(e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k)
+[ "${#CELLS[@]}" -gt 0 ] || CELLS=(e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k e2e-64k ringbuf-negative-64k)
 
 export HW_TESTS_CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
 OUT="${HW_TESTS_OUT:-$REPO/target/hw-tests}"
@@ -79,7 +80,7 @@ echo
 echo "hw-tests wall time: $(since "$T0")s (kernels ${T_KERNELS}s, build ${T_BUILD}s, cells ${T_CELLS}s)"
 last="$(tail -n1 "$OUT/run.txt")"
 case "$last" in
-    *" passed, "*" failed") echo "$last" ;;
-    *) echo "0 passed, ${#CELLS[@]} failed"; [ "$rc" -ne 0 ] || rc=1 ;;
+    *" passed, "*" failed") echo "hw-tests: $last" ;;
+    *) echo "hw-tests: 0 passed, ${#CELLS[@]} failed"; [ "$rc" -ne 0 ] || rc=1 ;;
 esac
 exit "$rc"

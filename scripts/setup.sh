@@ -13,8 +13,12 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- apt -------------------------------------------------------------------------------
 want=(mosquitto mosquitto-clients qemu-system-arm cpio xz-utils file)
-for extra in hw-tests/apt-packages.txt packaging/apt-packages.txt; do
-    [ -f "$extra" ] && while read -r p; do [ -n "${p%%#*}" ] && want+=("${p%%#*}"); done < "$extra"
+for extra in hw-tests/apt-packages.txt hw-tests/apt-packages-64k.txt packaging/apt-packages.txt; do
+    [ -f "$extra" ] || continue
+    while read -r p; do
+        p=${p%%#*}; p=${p//[[:space:]]/}
+        [ -n "$p" ] && want+=("$p")
+    done < "$extra"
 done
 missing=()
 for p in "${want[@]}"; do

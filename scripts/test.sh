@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "test.sh: run as root (the tests load eBPF programs)" >&2; exit 1; }
+log=$(mktemp)
+exec > >(tee "$log") 2>&1
 bash scripts/setup.sh
 nightly=$(tr -d '[:space:]' < ebpf/nightly-toolchain)
 export CARGO_TERM_COLOR=never
@@ -19,10 +21,14 @@ echo "== build"
 cargo build --workspace --exclude firmware-agent-ebpf --all-targets
 echo "== tests (real kernel, real mosquitto)"
 cargo test --workspace --exclude firmware-agent-ebpf
-for t in hw-tests/run.sh image/tests/run.sh buildroot-overlay/tests/check.sh packaging/tests/check-deb.sh; do
-    if [ -x "$t" ] || [ -f "$t" ]; then
-        echo "== $t"
-        bash "$t"
-    fi
-done
-echo "== all tests passed"
+echo "== emulated boards (hw-tests: 16K, 4K, no-BTF, 64K, negative controls)"
+bash hw-tests/run.sh
+echo "== fleet: image injector (unit + QEMU boot of the injected image), Buildroot tree, unit, .deb, cross"
+FIRMWARE_AGENT_REQUIRE_REAL=1 FIRMWARE_AGENT_BIN=target/aarch64-unknown-linux-musl/release/firmware-agent \
+    bash image/tests/run.sh
+bash buildroot-overlay/tests/check.sh
+bash packaging/tests/check-unit.sh
+bash packaging/tests/check-deb.sh
+bash packaging/tests/check-cross.sh
+# One closing line for everything above: cargo's "test result" lines plus each suite's own.
+awk '/^test result: /{p+=$4; f+=$6} /^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed/{for(i=1;i<=NF;i++){if($(i+1)~/^passed,?$/)p+=$i; if($(i+1)~/^failed/)f+=$i}} END{printf "total: %d passed, %d failed\n", p, f}' "$log"
