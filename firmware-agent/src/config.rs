@@ -139,6 +139,48 @@ pub struct ProbesConfig {
     pub tracepoints: BTreeMap<String, String>,
 }
 
+/// Where `mqtt.url` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broker {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl MqttConfig {
+    /// Parses `mqtt.url`: `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883).
+    pub fn broker(&self) -> Result<Broker, String> {
+        let url = &self.url;
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
+        };
+        let rest = rest.trim_end_matches('/');
+        // An IPv6 literal keeps its colons inside brackets.
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')) => {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| format!("{url:?} has a bad port {p:?}"))?;
+                (h, port)
+            }
+            _ => (rest, if tls { 8883 } else { 1883 }),
+        };
+        let host = host.trim_matches(['[', ']']);
+        if host.is_empty() {
+            return Err(format!("{url:?} has no host"));
+        }
+        Ok(Broker {
+            tls,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
 impl Config {
     /// Builds the effective config: defaults, then `main` (if given; must exist), then `card`
     /// (if it exists), then the environment; then validates it.
@@ -190,26 +232,10 @@ impl Config {
         if let Some(id) = &self.device_id {
             check_topic_word("device_id", id)?;
         }
-        let url = &self.mqtt.url;
-        let rest = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("mqtts://"))
-            .ok_or_else(|| {
-                invalid(
-                    "mqtt.url",
-                    format!("{url:?} must start with mqtt:// or mqtts://"),
-                )
-            })?;
-        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
-        if host.is_empty() {
-            return Err(invalid("mqtt.url", format!("{url:?} has no host")));
-        }
-        if !port.is_empty() && port.trim_end_matches('/').parse::<u16>().is_err() {
-            return Err(invalid(
-                "mqtt.url",
-                format!("{url:?} has a bad port {port:?}"),
-            ));
-        }
+        let broker = self
+            .mqtt
+            .broker()
+            .map_err(|reason| invalid("mqtt.url", reason))?;
         if let Some(ca) = &self.mqtt.ca_file
             && !ca.is_file()
         {
@@ -218,7 +244,7 @@ impl Config {
                 format!("{} is not a readable file", ca.display()),
             ));
         }
-        if url.starts_with("mqtts://") && self.mqtt.ca_file.is_none() {
+        if broker.tls && self.mqtt.ca_file.is_none() {
             return Err(invalid(
                 "mqtt.ca_file",
                 "required for mqtts:// (PEM CA bundle)",
@@ -435,6 +461,44 @@ mod tests {
         let mut cfg = cfg;
         cfg.apply_env(|k| (k == ENV_BROKER_URL).then(|| "mqtt://env:2".to_owned()));
         assert_eq!(cfg.mqtt.url, "mqtt://env:2");
+    }
+
+    #[test]
+    fn broker_urls_parse_with_default_ports() {
+        let b = |url: &str| {
+            MqttConfig {
+                url: url.into(),
+                ..Default::default()
+            }
+            .broker()
+        };
+        assert_eq!(
+            b("mqtt://h"),
+            Ok(Broker {
+                tls: false,
+                host: "h".into(),
+                port: 1883
+            })
+        );
+        assert_eq!(
+            b("mqtts://h:9000/"),
+            Ok(Broker {
+                tls: true,
+                host: "h".into(),
+                port: 9000
+            })
+        );
+        assert_eq!(b("mqtts://h").map(|b| b.port), Ok(8883));
+        assert_eq!(
+            b("mqtt://[::1]:1884"),
+            Ok(Broker {
+                tls: false,
+                host: "::1".into(),
+                port: 1884
+            })
+        );
+        assert!(b("mqtt://:1883").is_err());
+        assert!(b("tcp://h").is_err());
     }
 
     #[test]

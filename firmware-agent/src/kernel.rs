@@ -1,8 +1,6 @@
 //! Facts about the running kernel and board: page size, release, arch, BTF, boot id and the
 //! default device id. Read once at start-up.
 
-use std::path::Path;
-
 use crate::config::sanitize_device_id;
 
 #[derive(Clone, Debug)]
@@ -21,10 +19,8 @@ impl KernelInfo {
             page_size: page_size(),
             release,
             arch,
-            btf: Path::new("/sys/kernel/btf/vmlinux").exists()
-                && std::fs::metadata("/sys/kernel/btf/vmlinux")
-                    .map(|m| m.len() > 0)
-                    .unwrap_or(false),
+            // An empty file (bind-mounted over it to mimic a kernel without BTF) is no BTF.
+            btf: std::fs::metadata("/sys/kernel/btf/vmlinux").is_ok_and(|m| m.len() > 0),
             boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")
                 .unwrap_or_else(|| "unknown".into()),
         }

@@ -179,9 +179,14 @@ pub fn load_and_attach(
     for (spec, (tp, state)) in PROGRAMS.iter().zip(plan.entries) {
         let state = state.unwrap_or_else(|| match attach(&mut ebpf, spec.name, &tp) {
             Ok(()) => ProbeState::Attached,
-            Err(reason) => ProbeState::Skipped {
-                reason: bounded(&reason),
-            },
+            Err(reason) => {
+                // The birth carries a short reason; the whole one (verifier log included) is
+                // here for whoever runs with RUST_LOG=debug.
+                log::debug!("probe {}: full error: {reason}", spec.name);
+                ProbeState::Skipped {
+                    reason: bounded(&reason),
+                }
+            }
         });
         match &state {
             ProbeState::Attached => log::info!("probe {}: attached to {tp}", spec.name),

@@ -79,27 +79,17 @@ pub fn spawn(
 }
 
 fn options(cfg: &MqttConfig, client_id: &str) -> anyhow::Result<MqttOptions> {
-    let (tls, rest) = match cfg.url.strip_prefix("mqtts://") {
-        Some(rest) => (true, rest),
-        None => (false, cfg.url.trim_start_matches("mqtt://")),
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .with_context(|| format!("mqtt.url port {p:?}"))?,
-        ),
-        None => (rest, if tls { 8883 } else { 1883 }),
-    };
-    let mut opts = MqttOptions::new(client_id, host.trim_matches(['[', ']']), port);
+    let broker = cfg
+        .broker()
+        .map_err(|reason| anyhow::anyhow!("mqtt.url: {reason}"))?;
+    let mut opts = MqttOptions::new(client_id, broker.host, broker.port);
     opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s));
     opts.set_max_packet_size(1 << 20, 2 << 20);
     opts.set_clean_session(true);
     if let Some(user) = &cfg.username {
         opts.set_credentials(user, cfg.password.clone().unwrap_or_default());
     }
-    if tls {
+    if broker.tls {
         let ca = cfg
             .ca_file
             .as_ref()
