@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edge_hub::testbroker::PrivateBroker;
+use edge_hub::testkit::PrivateBroker;
 use edge_wire::{Event, Message, decode};
 use rumqttc::{Client, Event as MqttEvent, MqttOptions, Packet, QoS};
 

@@ -284,7 +284,7 @@ fn a_full_outbox_drops_the_oldest_and_reports_it_in_metrics() {
         "agent.toml",
         "[mqtt]\noutbox_batches = 2\n[batch]\nmax_age_ms = 1\n[metrics]\ninterval_s = 1\n",
     );
-    let port = edge_hub::testbroker::free_port().expect("port");
+    let port = edge_hub::testkit::free_port().expect("port");
     let device = format!("outbox-{}", std::process::id());
     let agent = Agent::start_url(&format!("mqtt://127.0.0.1:{port}"), &device, &cfg);
     let deadline = std::time::Instant::now() + WAIT;

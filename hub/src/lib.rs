@@ -3,7 +3,7 @@
 //! here is pure so it can be tested without a broker.
 
 pub mod render;
-pub mod testbroker;
+pub mod testkit;
 
 use std::collections::HashMap;
 

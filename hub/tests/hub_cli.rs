@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edge_hub::testbroker::PrivateBroker;
+use edge_hub::testkit::PrivateBroker;
 use edge_wire::{EventBatch, Message, bounded, encode};
 use serde_json::Value;
 

@@ -11,14 +11,12 @@
 use std::{
     collections::HashMap,
     fs,
-    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitCode, Stdio},
-    sync::mpsc,
+    process::{Command, ExitCode, Stdio},
     time::{Duration, Instant},
 };
 
-use edge_hub::testbroker::PrivateBroker;
+use edge_hub::testkit::{JsonHub, PrivateBroker};
 use hw_tests::{Cell, Figures, Scenario};
 use serde_json::Value;
 
@@ -93,57 +91,6 @@ fn parse_args() -> Result<Args, String> {
         timeout_s,
         cells,
     })
-}
-
-/// `hub --json`, its records timestamped on arrival.
-struct Hub {
-    child: Child,
-    rx: mpsc::Receiver<(Instant, Value)>,
-}
-
-impl Hub {
-    fn start(bin: &Path, broker: &PrivateBroker) -> Result<(Self, Vec<Value>), String> {
-        let mut child = Command::new(bin)
-            .args(["--broker", &broker.url(), "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-        let out = child.stdout.take().ok_or("hub stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let v = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| Value::String(format!("non-JSON hub line {line:?}: {e}")));
-                if tx.send((Instant::now(), v)).is_err() {
-                    break;
-                }
-            }
-        });
-        let hub = Self { child, rx };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match hub.rx.recv_timeout(left) {
-                Ok((_, v)) => {
-                    let done = v["type"] == "hub" && v["state"] == "subscribed";
-                    seen.push(v);
-                    if done {
-                        return Ok((hub, seen));
-                    }
-                }
-                Err(_) => return Err(format!("hub never subscribed; it printed {seen:?}")),
-            }
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Ctx {
@@ -227,7 +174,7 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
         )
     })?;
     let broker = PrivateBroker::start().map_err(|e| format!("mosquitto: {e}"))?;
-    let (hub, mut records) = Hub::start(&ctx.args.hub, &broker)?;
+    let (hub, mut records) = JsonHub::start(&ctx.args.hub, &broker.url(), Duration::from_secs(30))?;
     let device = cell.device();
     let cmdline = format!(
         "quiet fa.scenario={} fa.broker=mqtt://10.0.2.2:{} fa.device={device} \
@@ -281,7 +228,7 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
         records.push(v);
     };
     let status = loop {
-        while let Ok((t, v)) = hub.rx.try_recv() {
+        while let Some((t, v)) = hub.try_next() {
             take(&mut records, &mut birth_at, &mut timeline, t, v);
         }
         if let Ok(c) = fs::read_to_string(&log) {
@@ -313,10 +260,7 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
     };
     // Whatever the broker still had in flight.
     let settle = Instant::now() + Duration::from_secs(1);
-    while let Ok((t, v)) = hub
-        .rx
-        .recv_timeout(settle.saturating_duration_since(Instant::now()))
-    {
+    while let Some((t, v)) = hub.next_timeout(settle.saturating_duration_since(Instant::now())) {
         take(&mut records, &mut birth_at, &mut timeline, t, v);
     }
     drop(hub);

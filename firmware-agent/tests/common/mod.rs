@@ -3,14 +3,13 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
-pub use edge_hub::testbroker::PrivateBroker;
+use edge_hub::testkit::JsonHub;
+pub use edge_hub::testkit::PrivateBroker;
 use serde_json::Value;
 
 /// Generous: the e2e tests wait for events, they never assert how fast they come.
@@ -48,10 +47,9 @@ pub fn example_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("agent.example.toml")
 }
 
-/// The hub binary in `--json` mode, its stdout parsed line by line.
+/// The hub binary in `--json` mode, with every record seen kept for later checks.
 pub struct Hub {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
+    hub: JsonHub,
     pub seen: Vec<Value>,
 }
 
@@ -61,32 +59,8 @@ impl Hub {
     }
 
     pub fn start_url(url: &str) -> Self {
-        let mut child = Command::new(hub_bin())
-            .args(["--broker", url, "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hub");
-        let out = child.stdout.take().expect("hub stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let v = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("hub printed non-JSON {line:?}: {e}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut hub = Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        };
-        hub.wait_for("hub subscribed", |v| {
-            v["type"] == "hub" && v["state"] == "subscribed"
-        });
-        hub
+        let (hub, seen) = JsonHub::start(&hub_bin(), url, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        Self { hub, seen }
     }
 
     /// Waits for a record matching `pred` (checking those already seen first).
@@ -97,14 +71,15 @@ impl Hub {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
+            match self.hub.next_timeout(left) {
+                Some((_, v)) => {
+                    assert!(!v.is_string(), "hub printed non-JSON: {v}");
                     self.seen.push(v.clone());
                     if pred(&v) {
                         return v;
                     }
                 }
-                Err(_) => panic!("hub never printed {what}; it printed:\n{}", self.dump()),
+                None => panic!("hub never printed {what}; it printed:\n{}", self.dump()),
             }
         }
     }
@@ -112,9 +87,9 @@ impl Hub {
     /// Takes whatever else arrives within `d` (to check nothing unexpected came).
     pub fn settle(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
-        while let Ok(v) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        while let Some((_, v)) = self
+            .hub
+            .next_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             self.seen.push(v);
         }
@@ -137,13 +112,6 @@ impl Hub {
             .filter(|v| v["type"] == "event" && v["device"] == device && pred(&v["event"]))
             .map(|v| v["event"].clone())
             .collect()
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
