@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Sets up and runs every check and test: formatting, clippy (user crates, then the BPF crate
-# with the nightly), unit and integration tests on the real kernel with a real mosquitto, and
-# the emulated-board tests when present. Run as root: the probes load into this kernel.
+# with the nightly), unit and integration tests on the real kernel with a real mosquitto, the
+# emulated boards (Debian arm64 kernels in QEMU), and the fleet paths (image, Buildroot tree,
+# systemd unit, .deb, cross). Run as root: the probes load into this kernel. Nothing skips: a
+# missing tool or download fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "test.sh: run as root (the tests load eBPF programs)" >&2; exit 1; }
 log=$(mktemp)
-exec > >(tee "$log") 2>&1
+trap 'rm -f "$log"' EXIT
+# Runs a step, showing its output and keeping it for the closing count.
+step() { "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; }
+
 bash scripts/setup.sh
 nightly=$(tr -d '[:space:]' < ebpf/nightly-toolchain)
 export CARGO_TERM_COLOR=never
@@ -20,15 +25,18 @@ cargo +"$nightly" clippy -p firmware-agent-ebpf --bins --target bpfel-unknown-no
 echo "== build"
 cargo build --workspace --exclude firmware-agent-ebpf --all-targets
 echo "== tests (real kernel, real mosquitto)"
-cargo test --workspace --exclude firmware-agent-ebpf
+step cargo test --workspace --exclude firmware-agent-ebpf
 echo "== emulated boards (hw-tests: 16K, 4K, no-BTF, 64K, negative controls)"
-bash hw-tests/run.sh
+step bash hw-tests/run.sh
 echo "== fleet: image injector (unit + QEMU boot of the injected image), Buildroot tree, unit, .deb, cross"
-FIRMWARE_AGENT_REQUIRE_REAL=1 FIRMWARE_AGENT_BIN=target/aarch64-unknown-linux-musl/release/firmware-agent \
+step env FIRMWARE_AGENT_REQUIRE_REAL=1 FIRMWARE_AGENT_BIN=target/aarch64-unknown-linux-musl/release/firmware-agent \
     bash image/tests/run.sh
-bash buildroot-overlay/tests/check.sh
-bash packaging/tests/check-unit.sh
-bash packaging/tests/check-deb.sh
-bash packaging/tests/check-cross.sh
-# One closing line for everything above: cargo's "test result" lines plus each suite's own.
-awk '/^test result: /{p+=$4; f+=$6} /^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed/{for(i=1;i<=NF;i++){if($(i+1)~/^passed,?$/)p+=$i; if($(i+1)~/^failed/)f+=$i}} END{printf "total: %d passed, %d failed\n", p, f}' "$log"
+step bash buildroot-overlay/tests/check.sh
+step bash packaging/tests/check-unit.sh
+step bash packaging/tests/check-deb.sh
+step bash packaging/tests/check-cross.sh
+# One closing line for everything above: cargo's "test result" lines plus each suite's own
+# labelled "<suite>: N passed, N failed" line.
+awk '/^test result: /{p+=$4; f+=$6}
+     /^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed/{p+=$2; f+=$4}
+     END{printf "total: %d passed, %d failed\n", p, f}' "$log"
