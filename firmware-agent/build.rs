@@ -26,5 +26,9 @@ fn main() -> anyhow::Result<()> {
         root_dir: probes_dir,
         ..Default::default()
     };
+    // aya-build relays every line the inner cargo prints as a cargo warning; keep its
+    // progress lines out of every build's output (errors and compiler warnings still show).
+    // SAFETY: build scripts are single-threaded here; the variable is for the child cargo.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf([package], aya_build::Toolchain::Custom(&toolchain))
 }
