@@ -4,7 +4,7 @@ use edge_wire::{Bind, Comm, Event, Exec, Exit, ExitHow, PathStr, SockAddr, Task,
 use firmware_agent_common::{
     BindEvent, EventHeader, ExecEvent, ExitEvent, FLAG_ADDR_UNREADABLE, FLAG_EXIT_CODE,
     FLAG_EXIT_SIGNAL, FLAG_PPID_KNOWN, FLAG_TRUNCATED, KIND_BIND, KIND_EXEC, KIND_EXIT,
-    read_record,
+    SOCKADDR_LEN, read_record,
 };
 
 const AF_UNIX: u16 = 1;
@@ -124,7 +124,7 @@ fn text<const N: usize>(raw: &[u8]) -> (heapless::String<N>, bool) {
 }
 
 /// Parses the copied `struct sockaddr`.
-fn sockaddr(raw: &[u8; 28], addrlen: u32) -> SockAddr {
+fn sockaddr(raw: &[u8; SOCKADDR_LEN], addrlen: u32) -> SockAddr {
     let family = u16::from_ne_bytes([raw[0], raw[1]]);
     let port = u16::from_be_bytes([raw[2], raw[3]]);
     match family {
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn bind_v4_and_v6() {
-        let mut addr = [0u8; 28];
+        let mut addr = [0u8; SOCKADDR_LEN];
         addr[..2].copy_from_slice(&AF_INET.to_ne_bytes());
         addr[2..4].copy_from_slice(&8080u16.to_be_bytes());
         addr[4..8].copy_from_slice(&[127, 0, 0, 1]);
@@ -204,7 +204,7 @@ mod tests {
         );
         assert_eq!(b.task.comm.as_str(), "nginx");
 
-        let mut addr = [0u8; 28];
+        let mut addr = [0u8; SOCKADDR_LEN];
         addr[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
         addr[2..4].copy_from_slice(&443u16.to_be_bytes());
         addr[23] = 1;
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn bind_unix_and_unreadable() {
-        let mut addr = [0u8; 28];
+        let mut addr = [0u8; SOCKADDR_LEN];
         addr[..2].copy_from_slice(&AF_UNIX.to_ne_bytes());
         addr[3..8].copy_from_slice(b"sock1");
         let rec = BindEvent {
@@ -250,6 +250,29 @@ mod tests {
             panic!()
         };
         assert_eq!(b.addr, SockAddr::Unreadable);
+    }
+
+    #[test]
+    fn bind_unix_keeps_a_whole_sun_path() {
+        let path = "/run/user/1000/some-daemon/a-socket-path-much-longer-than-28-bytes.sock";
+        let mut addr = [0u8; SOCKADDR_LEN];
+        addr[..2].copy_from_slice(&AF_UNIX.to_ne_bytes());
+        addr[2..2 + path.len()].copy_from_slice(path.as_bytes());
+        let rec = BindEvent {
+            header: header(KIND_BIND, 0),
+            addrlen: (2 + path.len() + 1) as u32,
+            addr,
+            ..Default::default()
+        };
+        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
+            panic!()
+        };
+        assert_eq!(
+            b.addr,
+            SockAddr::Unix {
+                path: bounded(path)
+            }
+        );
     }
 
     #[test]

@@ -79,6 +79,12 @@ fn bind_exec_and_exit_arrive_decoded_at_the_hub() {
 
     // Trigger: one bind, three processes that end three ways.
     let port = bind_once();
+    // A unix socket with a path far longer than a sockaddr_in6: the whole path must arrive.
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock_path = sock_dir
+        .path()
+        .join("a-rather-long-unix-socket-name-for-the-e2e-test.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock_path).expect("unix bind"));
     let ok = Command::new("/bin/true").spawn().expect("true");
     let ok_pid = ok.id();
     let mut ok = ok;
@@ -101,6 +107,12 @@ fn bind_exec_and_exit_arrive_decoded_at_the_hub() {
         |e: &Value| e["Bind"]["task"]["tgid"] == me && e["Bind"]["addr"]["V4"]["port"] == port;
     hub.wait_for("our bind", |v| {
         v["device"] == device && is_bind(&v["event"])
+    });
+    let unix = sock_path.to_str().expect("utf-8 path");
+    hub.wait_for("our unix bind with its whole path", |v| {
+        v["device"] == device
+            && v["event"]["Bind"]["task"]["tgid"] == me
+            && v["event"]["Bind"]["addr"]["Unix"]["path"] == unix
     });
     for (pid, how) in [
         (ok_pid, serde_json::json!({"Code": 0})),

@@ -4,8 +4,9 @@
 pub const COMM_LEN: usize = 16;
 /// Bytes of the exec'd filename kept (the rest is cut, and `FLAG_TRUNCATED` set).
 pub const FILENAME_LEN: usize = 256;
-/// Bytes of the `struct sockaddr` copied from the bind() caller: enough for `sockaddr_in6`.
-pub const SOCKADDR_LEN: usize = 28;
+/// Bytes of the `struct sockaddr` copied from the bind() caller: a whole `sockaddr_un` (110),
+/// rounded up to keep records 8-byte aligned; `sockaddr_in6` needs 28.
+pub const SOCKADDR_LEN: usize = 112;
 
 /// `EventHeader::kind` of a [`BindEvent`].
 pub const KIND_BIND: u32 = 1;
@@ -66,8 +67,8 @@ pub struct BindEvent {
     pub addrlen: u32,
     pub _pad: u32,
     /// The first `SOCKADDR_LEN` bytes of the caller's `struct sockaddr`.
+    #[cfg_attr(feature = "user", serde(with = "crate::user::byte_array"))]
     pub addr: [u8; SOCKADDR_LEN],
-    pub _pad2: u32,
 }
 
 /// A successful execve (sched:sched_process_exec).
@@ -119,7 +120,6 @@ pub struct PendingBind {
     pub flags: u32,
     pub _pad: u32,
     pub addr: [u8; SOCKADDR_LEN],
-    pub _pad2: u32,
 }
 
 impl Default for ExecEvent {
@@ -142,7 +142,6 @@ impl Default for BindEvent {
             addrlen: 0,
             _pad: 0,
             addr: [0; SOCKADDR_LEN],
-            _pad2: 0,
         }
     }
 }
@@ -150,9 +149,9 @@ impl Default for BindEvent {
 // Layout is a contract with the BPF side: any change here must be deliberate.
 const _: () = {
     assert!(core::mem::size_of::<EventHeader>() == 40);
-    assert!(core::mem::size_of::<BindEvent>() == 88);
+    assert!(core::mem::size_of::<BindEvent>() == 168);
     assert!(core::mem::size_of::<ExecEvent>() == 304);
     assert!(core::mem::size_of::<ExitEvent>() == 56);
     assert!(core::mem::size_of::<ExitInfo>() == 16);
-    assert!(core::mem::size_of::<PendingBind>() == 48);
+    assert!(core::mem::size_of::<PendingBind>() == 128);
 };

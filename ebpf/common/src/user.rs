@@ -95,7 +95,6 @@ mod tests {
             addrlen: 16,
             _pad: 0,
             addr,
-            _pad2: 0,
         });
         let mut filename = [0u8; FILENAME_LEN];
         filename[..9].copy_from_slice(b"/bin/true");

@@ -35,16 +35,20 @@ fn try_bind_enter(ctx: &TracePointContext) -> ProbeResult {
         flags: 0,
         _pad: 0,
         addr: [0; SOCKADDR_LEN],
-        _pad2: 0,
     };
+    // The whole sockaddr_un if readable; a shorter sockaddr can end a mapping, so fall back to
+    // sockaddr_in6, then sockaddr_in. Sizes stay constants for the verifier.
     // SAFETY: the helper checks the user pointer; a fault is an error, not a crash.
-    if unsafe { bpf_probe_read_user_buf(uaddr as *const u8, &mut pending.addr) }.is_err() {
-        // A caller may pass a shorter sockaddr at the end of a mapping: try the common size.
+    let src = uaddr as *const u8;
+    if unsafe { bpf_probe_read_user_buf(src, &mut pending.addr) }.is_err() {
         pending.addr = [0; SOCKADDR_LEN];
         // SAFETY: as above.
-        if unsafe { bpf_probe_read_user_buf(uaddr as *const u8, &mut pending.addr[..16]) }.is_err()
-        {
-            pending.flags |= FLAG_ADDR_UNREADABLE;
+        if unsafe { bpf_probe_read_user_buf(src, &mut pending.addr[..28]) }.is_err() {
+            pending.addr = [0; SOCKADDR_LEN];
+            // SAFETY: as above.
+            if unsafe { bpf_probe_read_user_buf(src, &mut pending.addr[..16]) }.is_err() {
+                pending.flags |= FLAG_ADDR_UNREADABLE;
+            }
         }
     }
     PENDING_BIND.insert(&bpf_get_current_pid_tgid(), &pending, 0)?;
@@ -80,7 +84,6 @@ fn try_bind_exit(ctx: &TracePointContext) -> ProbeResult {
         (*ev).addrlen = pending.addrlen;
         (*ev)._pad = 0;
         (*ev).addr = pending.addr;
-        (*ev)._pad2 = 0;
     }
     entry.submit(0);
     Ok(())
