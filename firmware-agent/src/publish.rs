@@ -46,20 +46,9 @@ pub fn spawn(
     birth: Birth,
     outbox: Arc<Outbox>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let death = Message::Offline(Death {
-        device: birth.device.clone(),
-        boot_id: birth.boot_id.clone(),
-        session: 0,
-        cause: DeathCause::ConnectionLost,
-    });
-    let will = encode(&death).context("encoding the will")?;
     let mut opts = options(cfg, &client_id)?;
-    opts.set_last_will(LastWill::new(
-        topics.status.clone(),
-        will,
-        QoS::AtLeastOnce,
-        true,
-    ));
+    // The will carries the session of the connection it is registered with: the first is 1.
+    opts.set_last_will(will(&topics.status, &birth, 1)?);
     std::thread::Builder::new()
         .name("mqtt".into())
         .spawn(move || {
@@ -76,6 +65,18 @@ pub fn spawn(
             rt.block_on(run(opts, topics, birth, outbox));
         })
         .context("spawning the mqtt thread")
+}
+
+/// The death certificate the broker publishes if connection `session` is lost.
+fn will(status: &str, birth: &Birth, session: u32) -> anyhow::Result<LastWill> {
+    let death = Message::Offline(Death {
+        device: birth.device.clone(),
+        boot_id: birth.boot_id.clone(),
+        session,
+        cause: DeathCause::ConnectionLost,
+    });
+    let payload = encode(&death).context("encoding the will")?;
+    Ok(LastWill::new(status, payload, QoS::AtLeastOnce, true))
 }
 
 fn options(cfg: &MqttConfig, client_id: &str) -> anyhow::Result<MqttOptions> {
@@ -176,6 +177,13 @@ async fn poll(
                 backoff = Duration::from_millis(500);
                 birth.session += 1;
                 session.store(birth.session, Ordering::Release);
+                // Register the next connection's will now, numbered like its birth will be.
+                match will(status, birth, birth.session + 1) {
+                    Ok(w) => {
+                        eventloop.mqtt_options.set_last_will(w);
+                    }
+                    Err(e) => log::error!("mqtt: {e:#}"),
+                }
                 birth.unix_ms = crate::batch::unix_ms();
                 log::info!(
                     "mqtt: connected ({:?}); publishing birth, session {}",

@@ -378,3 +378,23 @@ fn with_no_event_probe_able_to_run_the_agent_exits_non_zero_with_the_reasons() {
         );
     }
 }
+
+#[test]
+fn a_killed_agent_is_declared_offline_by_its_will() {
+    require_root();
+    let broker = PrivateBroker::start().expect("mosquitto");
+    let mut hub = Hub::start(&broker);
+    let device = format!("will-{}", std::process::id());
+    let agent = Agent::start(&broker, &device, &example_config());
+    let b = birth(&mut hub, &device);
+    assert_eq!(b["body"]["session"], 1);
+    agent.kill();
+    let death = hub.wait_for("the will", |v| {
+        v["type"] == "offline" && v["device"] == device
+    });
+    assert_eq!(death["body"]["cause"], "ConnectionLost");
+    assert_eq!(
+        death["body"]["session"], 1,
+        "the will names the session it ended"
+    );
+}

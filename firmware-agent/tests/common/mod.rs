@@ -146,6 +146,12 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGKILL: no goodbye, so the broker publishes the will.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let _ = Command::new("kill")
