@@ -25,14 +25,30 @@ fn probe_state(birth: &Value, name: &str) -> Value {
         .clone()
 }
 
-/// Binds a listener to a port no one else uses in this test; returns the port.
+/// The calling thread's id (the `pid` of the events it causes).
+fn this_thread() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Binds a listener to an explicit, just-freed port (so the bind event names it) and returns
+/// the port. Another test or an outgoing connection may grab the port between the two binds:
+/// then try another one.
 fn bind_once() -> u16 {
-    let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
-    let port = probe.local_addr().expect("addr").port();
-    drop(probe);
-    let l = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-    drop(l);
-    port
+    for _ in 0..100 {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
+        let port = probe.local_addr().expect("addr").port();
+        drop(probe);
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => {
+                drop(l);
+                return port;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
+        }
+    }
+    panic!("no free loopback port in 100 tries");
 }
 
 #[test]
@@ -103,8 +119,13 @@ fn bind_exec_and_exit_arrive_decoded_at_the_hub() {
     let _ = segv.wait();
 
     let me = std::process::id();
-    let is_bind =
-        |e: &Value| e["Bind"]["task"]["tgid"] == me && e["Bind"]["addr"]["V4"]["port"] == port;
+    // Tests run as threads of one process: our binds are the ones from this thread.
+    let tid = this_thread();
+    let is_bind = |e: &Value| {
+        e["Bind"]["task"]["tgid"] == me
+            && e["Bind"]["task"]["pid"] == tid
+            && e["Bind"]["addr"]["V4"]["port"] == port
+    };
     hub.wait_for("our bind", |v| {
         v["device"] == device && is_bind(&v["event"])
     });
@@ -210,10 +231,10 @@ fn a_probe_on_a_missing_tracepoint_is_skipped_and_the_rest_deliver() {
     );
 
     let port = bind_once();
-    let me = std::process::id();
+    let tid = this_thread();
     hub.wait_for("a bind while exec is skipped", |v| {
         v["device"] == device
-            && v["event"]["Bind"]["task"]["tgid"] == me
+            && v["event"]["Bind"]["task"]["pid"] == tid
             && v["event"]["Bind"]["addr"]["V4"]["port"] == port
     });
     let (status, _) = agent.terminate();
@@ -310,7 +331,7 @@ fn a_full_outbox_drops_the_oldest_and_reports_it_in_metrics() {
     }
     // Each bind lands in its own batch (1 ms batches); far more than fit.
     for _ in 0..300 {
-        bind_once();
+        drop(TcpListener::bind("127.0.0.1:0").expect("bind"));
         std::thread::sleep(Duration::from_millis(3));
     }
     let deadline = std::time::Instant::now() + WAIT;
