@@ -71,19 +71,24 @@ echo "console=ttyAMA0 root=/dev/vda2 rootfstype=ext4 rw" > "$W/cmdline.txt"
 MTOOLS_SKIP_CHECK=1 mcopy -i "$W/boot.fat" "$W/config.txt" "$W/cmdline.txt" ::
 
 # ---- disk: 4 MiB alignment gap, p1 FAT, p2 ext4 ----
-IMG="$W/base.img"
 BOOT_START=8192
 ROOT_START=$((BOOT_START + BOOT_MB * 2048))
-truncate -s $(( (ROOT_START + ROOT_MB * 2048) * 512 )) "$IMG"
-sfdisk -q "$IMG" <<PT
+# assemble OUT_NAME LABEL_ID ROOT_DIR ROOT_MB: the boot FAT above plus an ext4 root made from
+# ROOT_DIR, as a two-partition MBR disk image in $OUT.
+assemble() {
+	local img="$W/$1" label_id=$2 root_dir=$3 root_mb=$4
+	truncate -s $(( (ROOT_START + root_mb * 2048) * 512 )) "$img"
+	sfdisk -q "$img" <<PT
 label: dos
-label-id: 0x5452574b
+label-id: $label_id
 start=$BOOT_START, size=$((BOOT_MB * 2048)), type=c
 start=$ROOT_START, type=83
 PT
-dd if="$W/boot.fat" of="$IMG" bs=1M seek=$((BOOT_START / 2048)) conv=notrunc,sparse status=none
-mkfs.ext4 -q -F -L rootfs -E offset=$((ROOT_START * 512)),root_owner=0:0 -d "$R" "$IMG" ${ROOT_MB}M
-mv "$IMG" "$OUT/base.img"
+	dd if="$W/boot.fat" of="$img" bs=1M seek=$((BOOT_START / 2048)) conv=notrunc,sparse status=none
+	mkfs.ext4 -q -F -L rootfs -E offset=$((ROOT_START * 512)),root_owner=0:0 -d "$root_dir" "$img" "${root_mb}M"
+	mv "$img" "$OUT/$1"
+}
+assemble base.img 0x5452574b "$R" "$ROOT_MB"
 
 # ---- kernel + initramfs ----
 cp "$W/k/boot/vmlinuz-$KVER" "$OUT/Image"
@@ -184,18 +189,7 @@ UNIT
 	# No gettys/consoles to spawn (util-linux's agetty is not installed).
 	ln -sf /dev/null "$S/etc/systemd/system/serial-getty@ttyAMA0.service"
 	ln -sf /dev/null "$S/etc/systemd/system/getty@tty1.service"
-	SIMG="$W/base-systemd.img"
-	SROOT_MB=${SYSTEMD_ROOT_MB:-320}
-	truncate -s $(( (ROOT_START + SROOT_MB * 2048) * 512 )) "$SIMG"
-	sfdisk -q "$SIMG" <<PT
-label: dos
-label-id: 0x5452574c
-start=$BOOT_START, size=$((BOOT_MB * 2048)), type=c
-start=$ROOT_START, type=83
-PT
-	dd if="$W/boot.fat" of="$SIMG" bs=1M seek=$((BOOT_START / 2048)) conv=notrunc,sparse status=none
-	mkfs.ext4 -q -F -L rootfs -E offset=$((ROOT_START * 512)),root_owner=0:0 -d "$S" "$SIMG" ${SROOT_MB}M
-	mv "$SIMG" "$OUT/base-systemd.img"
+	assemble base-systemd.img 0x5452574c "$S" "${SYSTEMD_ROOT_MB:-320}"
 	log "systemd base image: $OUT/base-systemd.img ($(stat -c %s "$OUT/base-systemd.img") bytes)"
 fi
 log "base image: $OUT/base.img ($(stat -c %s "$OUT/base.img") bytes), kernel $KVER"
