@@ -36,14 +36,30 @@ pub struct Loaded {
     pub probes: Vec<ProbeInfo>,
 }
 
+/// The ring buffers in the eBPF object: map name, and the config key of its requested size.
+const RINGS: [(&str, &str); 2] = [
+    ("WATCH_EVENTS", "ring_buffers.watch_events"),
+    ("PROC_EVENTS", "ring_buffers.proc_events"),
+];
+
 /// Plans each ring buffer's size from the config and the page size, logging the choice.
 pub fn plan_rings(cfg: &Config, page_size: u64) -> anyhow::Result<Vec<RingPlan>> {
-    [("WATCH_EVENTS", "ring_buffers.watch_events", cfg.ring_buffers.watch_events), ("PROC_EVENTS", "ring_buffers.proc_events", cfg.ring_buffers.proc_events)]
+    let requests = [cfg.ring_buffers.watch_events, cfg.ring_buffers.proc_events];
+    RINGS
         .into_iter()
-        .map(|(map, key, requested)| {
-            let chosen = choose_size(requested, page_size).with_context(|| format!("config key `{key}`"))?;
-            log::info!("ring buffer {map}: page size {page_size} B, requested {requested} B ({key}), chosen {chosen} B (smallest power of two >= both)");
-            Ok(RingPlan { map, key, requested, chosen })
+        .zip(requests)
+        .map(|((map, key), requested)| {
+            let chosen = choose_size(requested, page_size)
+                .with_context(|| format!("config key `{key}`"))?;
+            log::info!(
+                "ring buffer {map}: page size {page_size} B, requested {requested} B ({key}), chosen {chosen} B (smallest power of two >= both)"
+            );
+            Ok(RingPlan {
+                map,
+                key,
+                requested,
+                chosen,
+            })
         })
         .collect()
 }
@@ -148,8 +164,10 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
     );
     let publisher = publish::spawn(&cfg.mqtt, client_id, topics, birth, outbox.clone())?;
 
-    let watch = take_ring(&mut ebpf, "WATCH_EVENTS")?;
-    let proc_events = take_ring(&mut ebpf, "PROC_EVENTS")?;
+    let rings = RINGS
+        .iter()
+        .map(|&(map, _)| Ok((map, take_ring(&mut ebpf, map)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let drops: PerCpuArray<MapData, u64> = ebpf
         .take_map("DROPS")
         .context("DROPS map missing")?
@@ -159,7 +177,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
 
     smol::block_on(async {
         let (tx, rx) = async_channel::bounded::<Stamped>(EVENT_QUEUE);
-        let readers: Vec<_> = [("WATCH_EVENTS", watch), ("PROC_EVENTS", proc_events)]
+        let readers: Vec<_> = rings
             .into_iter()
             .map(|(name, ring)| {
                 smol::spawn(read_ring(
@@ -200,7 +218,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         }
     });
     log::info!(
-        "shutting down: pipeline flushed, {} messages left for the broker",
+        "shutting down: pipeline flushed; {} messages still queued for the broker",
         outbox.len()
     );
     outbox.close();

@@ -67,15 +67,20 @@ pub fn spawn(
         .context("spawning the mqtt thread")
 }
 
-/// The death certificate the broker publishes if connection `session` is lost.
-fn will(status: &str, birth: &Birth, session: u32) -> anyhow::Result<LastWill> {
-    let death = Message::Offline(Death {
+/// The offline status of `birth`'s agent at the end of connection `session`.
+fn death(birth: &Birth, session: u32, cause: DeathCause) -> Message {
+    Message::Offline(Death {
         device: birth.device.clone(),
         boot_id: birth.boot_id.clone(),
         session,
-        cause: DeathCause::ConnectionLost,
-    });
-    let payload = encode(&death).context("encoding the will")?;
+        cause,
+    })
+}
+
+/// The death certificate the broker publishes if connection `session` is lost.
+fn will(status: &str, birth: &Birth, session: u32) -> anyhow::Result<LastWill> {
+    let payload =
+        encode(&death(birth, session, DeathCause::ConnectionLost)).context("encoding the will")?;
     Ok(LastWill::new(status, payload, QoS::AtLeastOnce, true))
 }
 
@@ -238,12 +243,11 @@ async fn forward(
         }
     }
     closing.store(true, Ordering::Release);
-    let bye = Message::Offline(Death {
-        device: birth.device,
-        boot_id: birth.boot_id,
-        session: session.load(Ordering::Acquire),
-        cause: DeathCause::Shutdown,
-    });
+    let bye = death(
+        &birth,
+        session.load(Ordering::Acquire),
+        DeathCause::Shutdown,
+    );
     match encode(&bye) {
         Ok(bytes) => {
             if let Err(e) = client.publish(status, QoS::AtLeastOnce, true, bytes).await {
