@@ -222,22 +222,28 @@ mod tests {
         assert!(matches!(b.addr, SockAddr::V6 { port: 443, ip, .. } if ip[15] == 1));
     }
 
-    #[test]
-    fn bind_unix_and_unreadable() {
+    /// Decodes a bind of an AF_UNIX address whose `sun_path` bytes are `path`.
+    fn unix_bind(path: &[u8], addrlen: u32) -> SockAddr {
         let mut addr = [0u8; SOCKADDR_LEN];
         addr[..2].copy_from_slice(&AF_UNIX.to_ne_bytes());
-        addr[3..8].copy_from_slice(b"sock1");
+        addr[2..2 + path.len()].copy_from_slice(path);
         let rec = BindEvent {
             header: header(KIND_BIND, 0),
-            addrlen: 8,
+            addrlen,
             addr,
             ..Default::default()
         };
         let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
-            panic!()
+            panic!("not a bind")
         };
+        b.addr
+    }
+
+    #[test]
+    fn bind_unix_and_unreadable() {
+        let abstract_name = unix_bind(b"\0sock1", 8);
         assert_eq!(
-            b.addr,
+            abstract_name,
             SockAddr::Unix {
                 path: bounded("@sock1")
             }
@@ -255,20 +261,9 @@ mod tests {
     #[test]
     fn bind_unix_keeps_a_whole_sun_path() {
         let path = "/run/user/1000/some-daemon/a-socket-path-much-longer-than-28-bytes.sock";
-        let mut addr = [0u8; SOCKADDR_LEN];
-        addr[..2].copy_from_slice(&AF_UNIX.to_ne_bytes());
-        addr[2..2 + path.len()].copy_from_slice(path.as_bytes());
-        let rec = BindEvent {
-            header: header(KIND_BIND, 0),
-            addrlen: (2 + path.len() + 1) as u32,
-            addr,
-            ..Default::default()
-        };
-        let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
-            panic!()
-        };
+        let got = unix_bind(path.as_bytes(), (2 + path.len() + 1) as u32);
         assert_eq!(
-            b.addr,
+            got,
             SockAddr::Unix {
                 path: bounded(path)
             }
