@@ -252,9 +252,6 @@ async fn read_ring(
             Some(ev)
         }
         Err(e) => {
-            stats
-                .decode_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::warn!("{name}: undecodable record: {e}");
             None
         }

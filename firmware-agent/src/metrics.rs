@@ -12,7 +12,6 @@ pub struct Stats {
     pub events: AtomicU64,
     pub batches: AtomicU64,
     pub ring_drops: AtomicU64,
-    pub decode_errors: AtomicU64,
 }
 
 pub struct Sampler {
