@@ -154,6 +154,7 @@ mod tests {
         encode(&Message::Events(EventBatch {
             device: bounded(device),
             boot_id: bounded(boot),
+            run_id: 1,
             seq,
             unix_ms: 1,
             mono_ns: 2,

@@ -31,7 +31,7 @@ pub fn text(outcome: &Outcome) -> Vec<String> {
                 Message::Offline(d) => lines.push(format!("{device} OFFLINE ({:?}, session {})", d.cause, d.session)),
                 Message::Events(b) => lines.extend(batch_lines(b)),
                 Message::Metrics(m) => lines.push(format!(
-                    "{device} metrics: cpu {:.1}% mem {}/{} MiB load {:.2} {:.2} {:.2} up {}s agent rss {} KiB events {} drops {}+{}",
+                    "{device} metrics: cpu {:.1}% mem {}/{} MiB load {:.2} {:.2} {:.2} up {}s agent rss {} KiB events {} drops {}",
                     m.cpu_percent,
                     m.mem_used_kib / 1024,
                     m.mem_total_kib / 1024,
@@ -41,8 +41,7 @@ pub fn text(outcome: &Outcome) -> Vec<String> {
                     m.uptime_s,
                     m.agent.rss_kib,
                     m.agent.events,
-                    m.agent.ring_drops,
-                    m.agent.outbox_drops
+                    m.agent.drops.iter().map(|d| d.count).sum::<u64>()
                 )),
             }
             lines

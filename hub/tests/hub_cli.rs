@@ -90,6 +90,7 @@ fn batch(seq: u32) -> Vec<u8> {
     encode(&Message::Events(EventBatch {
         device: bounded("pi7"),
         boot_id: bounded("b"),
+        run_id: 1,
         seq,
         unix_ms: 1,
         mono_ns: 1,
@@ -113,7 +114,7 @@ fn hub(broker: &PrivateBroker, extra: &[&str]) -> Proc {
 fn malformed_payloads_are_rejected_counted_and_the_hub_keeps_going() {
     let broker = PrivateBroker::start().expect("mosquitto");
     let h = hub(&broker, &[]);
-    publish(&broker, "edge/pi7/events", b"\x01\xff\xff\xff\xff\xff\xff");
+    publish(&broker, "edge/pi7/events", b"\x02\xff\xff\xff\xff\xff\xff");
     let mut future = batch(0);
     future[0] = 7;
     publish(&broker, "edge/pi7/events", &future);

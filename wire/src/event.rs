@@ -9,7 +9,11 @@ use crate::{Comm, Name, PathStr};
 pub struct EventBatch {
     pub device: Name,
     pub boot_id: Name,
-    /// Per-batch sequence number, +1 per batch from 0 for each agent start: a gap means loss.
+    /// Random per agent process: batches of one run share it, and `seq` restarts at 0 for each
+    /// run. A batch spooled to disk keeps the run (and boot) it was made in, so batches replayed
+    /// after a restart or a reboot are told apart from the new run's.
+    pub run_id: u64,
+    /// Per-batch sequence number, +1 per batch from 0 for each run: a gap means loss.
     pub seq: u32,
     /// Wall clock when the batch was closed, Unix epoch milliseconds.
     pub unix_ms: u64,
@@ -22,8 +26,12 @@ pub struct EventBatch {
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DropCount {
-    /// `ring:<probe>` for a full ring buffer, `outbox` for batches dropped before publishing.
+    /// Where the records were lost: `ring:<probe>` (a full kernel ring buffer), `queue` (the
+    /// RAM queue over its cap with no spool to take the overflow), `spool` (the spool over its
+    /// cap), `spool:corrupt` (a spooled record that failed its checksum), `encoding` (a batch
+    /// that could not be encoded), `shutdown` (undelivered at exit with no spool).
     pub source: Name,
+    /// Kernel records (events) lost.
     pub count: u64,
 }
 

@@ -16,7 +16,7 @@ pub use event::*;
 pub use status::*;
 
 /// The schema version this build writes and accepts. Bump it on any incompatible change.
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
 
 /// A process command name (the kernel's 16-byte `comm`).
 pub type Comm = heapless::String<16>;

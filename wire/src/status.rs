@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use crate::{Name, Reason};
+use crate::{DropCount, Name, Reason};
 
 /// Published retained on `status` at every (re)connect: everything an operator needs to know
 /// about how the agent started on this board.
@@ -11,8 +11,11 @@ pub struct Birth {
     pub device: Name,
     /// /proc/sys/kernel/random/boot_id: tells reboots apart.
     pub boot_id: Name,
-    /// Increments at every connect of this agent process (Sparkplug's bdSeq idea).
+    /// Increments at every connect of this agent process (Sparkplug's bdSeq idea); the will
+    /// registered with that connection carries the same number.
     pub session: u32,
+    /// This agent process's run id (see `EventBatch::run_id`).
+    pub run_id: u64,
     pub unix_ms: u64,
     pub agent_version: Name,
     pub schema_version: u16,
@@ -23,6 +26,17 @@ pub struct Birth {
     pub kernel_btf: bool,
     pub ring_buffers: Vec<RingBufferInfo>,
     pub probes: Vec<ProbeInfo>,
+    /// Where undelivered batches wait.
+    pub queue: QueueInfo,
+}
+
+/// The outbox's caps, as configured.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueInfo {
+    /// Bytes of encoded batches held in RAM.
+    pub ram_bytes: u64,
+    /// Bytes the disk spool may hold; 0 when there is no spool.
+    pub spool_bytes: u64,
 }
 
 /// A ring buffer as configured and as created.
@@ -99,10 +113,20 @@ pub struct Temperature {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgentStats {
     pub rss_kib: u64,
+    /// Kernel records decoded.
     pub events: u64,
+    /// Event batches made.
     pub batches: u64,
-    /// Records the kernel could not put in a full ring buffer.
-    pub ring_drops: u64,
-    /// Batches dropped (oldest first) because the outbox was full.
-    pub outbox_drops: u64,
+    /// Events lost since start, by source (the same sources as `EventBatch::drops`), non-zero only.
+    pub drops: Vec<DropCount>,
+    /// Messages waiting for the broker's acknowledgement, and their bytes (RAM and spool).
+    pub queued: u64,
+    pub queued_bytes: u64,
+    /// Bytes of those on disk in the spool.
+    pub spooled_bytes: u64,
+    /// Bytes written to the spool since start, and in how many appends (writes).
+    pub spool_written_bytes: u64,
+    pub spool_appends: u64,
+    /// Metrics samples dropped because the queue was full.
+    pub metrics_dropped: u64,
 }

@@ -19,9 +19,10 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 device: bounded("pi5-0042"),
                 boot_id: bounded("b1"),
                 session: 1,
+                run_id: 0x0123_4567_89ab_cdef,
                 unix_ms: 1_764_000_000_000,
                 agent_version: bounded("0.1.0"),
-                schema_version: 1,
+                schema_version: 2,
                 kernel_release: bounded("6.12.0-rpi-2712"),
                 arch: bounded("aarch64"),
                 page_size: 16384,
@@ -45,6 +46,10 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                         },
                     },
                 ],
+                queue: QueueInfo {
+                    ram_bytes: 262_144,
+                    spool_bytes: 0,
+                },
             }),
         ),
         (
@@ -61,6 +66,7 @@ pub fn samples() -> Vec<(&'static str, Message)> {
             Message::Events(EventBatch {
                 device: bounded("pi5-0042"),
                 boot_id: bounded("b1"),
+                run_id: 0x0123_4567_89ab_cdef,
                 seq: 7,
                 unix_ms: 1_764_000_000_200,
                 mono_ns: 5_000_000_000,
@@ -114,8 +120,22 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                     rss_kib: 6000,
                     events: 100,
                     batches: 8,
-                    ring_drops: 3,
-                    outbox_drops: 0,
+                    drops: vec![
+                        DropCount {
+                            source: bounded("ring:exec"),
+                            count: 3,
+                        },
+                        DropCount {
+                            source: bounded("queue"),
+                            count: 12,
+                        },
+                    ],
+                    queued: 2,
+                    queued_bytes: 300,
+                    spooled_bytes: 0,
+                    spool_written_bytes: 0,
+                    spool_appends: 0,
+                    metrics_dropped: 1,
                 },
             }),
         ),
@@ -125,16 +145,16 @@ pub fn samples() -> Vec<(&'static str, Message)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "online",
-        "0100087069352d303034320262310180d0dfb4ab3305302e312e30010f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010204657865631873636865643a73636865645f70726f636573735f65786563000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e64",
+        "0200087069352d3030343202623101ef9bafcdf8acd1910180d0dfb4ab3305302e312e30020f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010204657865631873636865643a73636865645f70726f636573735f65786563000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e6480801000",
     ),
-    ("offline", "0101087069352d303034320262310101"),
+    ("offline", "0201087069352d303034320262310101"),
     (
         "events",
-        "0102087069352d3030343202623107c8d1dfb4ab3380e497d012010972696e673a65786563030300960193219221056e67696e780c000000000000903f015a93219221056e67696e78010f2f7573722f7362696e2f6e67696e7800020a93219221056e67696e7801010b",
+        "0202087069352d30303432026231ef9bafcdf8acd1910107c8d1dfb4ab3380e497d012010972696e673a65786563030300960193219221056e67696e780c000000000000903f015a93219221056e67696e78010f2f7573722f7362696e2f6e67696e7800020a93219221056e67696e7801010b",
     ),
     (
         "metrics",
-        "0103087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e64080300",
+        "0203087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e6408020972696e673a65786563030571756575650c02ac0200000001",
     ),
 ];
 
@@ -175,13 +195,45 @@ fn every_message_matches_its_golden_bytes_both_ways() {
 fn version_prefix_is_checked_first() {
     assert_eq!(decode(&[]), Err(DecodeError::Empty));
     assert_eq!(
-        decode(&[2, 0]),
-        Err(DecodeError::UnknownVersion { found: 2 })
+        decode(&[1, 0]),
+        Err(DecodeError::UnknownVersion { found: 1 })
+    );
+    assert_eq!(
+        decode(&[3, 0]),
+        Err(DecodeError::UnknownVersion { found: 3 })
     );
     assert_eq!(
         decode(&[0xff, 0xff, 0xff, 0xff]),
         Err(DecodeError::BadVersion)
     );
+}
+
+#[test]
+fn the_document_shows_these_vectors_and_this_version() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/wire-format.md"
+    ))
+    .expect("docs/wire-format.md");
+    assert!(
+        doc.starts_with(&format!("# Wire format (schema version {SCHEMA_VERSION})")),
+        "the title names another version"
+    );
+    for (name, hex) in GOLDEN {
+        let line = format!("(\"{name}\", \"{hex}\")");
+        assert!(doc.contains(&line), "docs/wire-format.md lacks {line}");
+    }
+}
+
+#[test]
+fn a_schema_1_payload_is_refused_by_version() {
+    // The schema 1 `offline` vector: the same message, whose layout did not change, is still
+    // refused, because the version comes first.
+    let v1 = [
+        0x01, 0x01, 0x08, b'p', b'i', b'5', b'-', b'0', b'0', b'4', b'2', 0x02, b'b', b'1', 0x01,
+        0x01,
+    ];
+    assert_eq!(decode(&v1), Err(DecodeError::UnknownVersion { found: 1 }));
 }
 
 #[test]
