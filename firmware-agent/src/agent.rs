@@ -8,18 +8,17 @@ use aya::{
     Ebpf,
     maps::{Map, MapData, PerCpuArray, RingBuf},
 };
-use edge_wire::{Birth, ProbeInfo, ProbeState, RingBufferInfo, SCHEMA_VERSION, bounded};
-use firmware_agent_common::{DROP_BIND, DROP_EXEC, DROP_EXIT};
-use futures_lite::future;
+use edge_wire::{Birth, ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, SCHEMA_VERSION, bounded};
 
 use crate::{
-    batch::{Batcher, DropDelta, Stamped},
+    batch::Stamped,
     config::Config,
-    kernel::{KernelInfo, proc_ppid},
-    metrics::{Sampler, Stats},
-    outbox::{Leaf, Outbox, Outgoing},
+    kernel::KernelInfo,
+    metrics::Stats,
+    outbox::{Outbox, SpoolConfig},
+    pipeline::{BatchLoop, MetricsLoop, Origin, read_ring},
     probes::{self, PROGRAMS},
-    publish::{self, Topics},
+    publish::{self, Closing, Ended, Topics},
     ringbuf::{RingPlan, choose_size},
     tracefs::Tracefs,
 };
@@ -130,16 +129,31 @@ pub fn load(cfg: &Config) -> anyhow::Result<Loaded> {
 
 /// Runs the agent until `stop` fires (SIGINT/SIGTERM), then flushes, says offline, detaches.
 pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> anyhow::Result<()> {
+    let spool = cfg.queue.spool_dir.as_ref().map(|dir| SpoolConfig {
+        dir: dir.clone(),
+        max_bytes: cfg.queue.spool_bytes,
+    });
+    // Opened before the probes: a spool that cannot be opened stops the agent with the reason.
+    let outbox = Arc::new(
+        Outbox::new(cfg.queue.ram_bytes as usize, spool)
+            .context("opening the spool (queue.spool_dir)")?,
+    );
     let Loaded {
         mut ebpf,
         kernel,
         rings,
         probes,
     } = load(cfg)?;
+    let origin = Origin {
+        device: device.to_owned(),
+        boot_id: kernel.boot_id.clone(),
+        run_id: crate::kernel::random_u64(),
+    };
     let birth = Birth {
         device: bounded(device),
         boot_id: bounded(&kernel.boot_id),
         session: 0,
+        run_id: origin.run_id,
         unix_ms: 0,
         agent_version: bounded(env!("CARGO_PKG_VERSION")),
         schema_version: SCHEMA_VERSION,
@@ -149,8 +163,15 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         kernel_btf: kernel.btf,
         ring_buffers: rings,
         probes,
+        queue: QueueInfo {
+            ram_bytes: cfg.queue.ram_bytes,
+            spool_bytes: cfg
+                .queue
+                .spool_dir
+                .as_ref()
+                .map_or(0, |_| cfg.queue.spool_bytes),
+        },
     };
-    let outbox = Arc::new(Outbox::new(cfg.mqtt.outbox_batches));
     let client_id = cfg
         .mqtt
         .client_id
@@ -158,21 +179,40 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         .unwrap_or_else(|| format!("firmware-agent-{device}"));
     let topics = Topics::new(&cfg.mqtt.topic_prefix, device);
     log::info!(
-        "publishing to {} as {client_id} under {}/",
+        "publishing to {} as {client_id} under {}/ (run {:016x}); queue: {} B in RAM, {}",
         cfg.mqtt.url,
-        topics.base
+        topics.base,
+        origin.run_id,
+        cfg.queue.ram_bytes,
+        match &cfg.queue.spool_dir {
+            Some(d) => format!(
+                "then up to {} B spooled in {}",
+                cfg.queue.spool_bytes,
+                d.display()
+            ),
+            None => "no spool (queue.spool_dir unset): overflow is dropped and counted".into(),
+        }
     );
-    let publisher = publish::spawn(&cfg.mqtt, client_id, topics, birth, outbox.clone())?;
+    let closing = Closing::default();
+    let publisher = publish::spawn(
+        crate::link::options(&cfg.mqtt, &client_id)?,
+        topics,
+        birth,
+        outbox.clone(),
+        closing.clone(),
+        Duration::from_millis(cfg.queue.shutdown_timeout_ms),
+    )?;
 
     let rings = RINGS
         .iter()
         .map(|&(map, _)| Ok((map, take_ring(&mut ebpf, map)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let drops: PerCpuArray<MapData, u64> = ebpf
-        .take_map("DROPS")
-        .context("DROPS map missing")?
-        .try_into()
-        .context("DROPS map type")?;
+    let drops: Arc<PerCpuArray<MapData, u64>> = Arc::new(
+        ebpf.take_map("DROPS")
+            .context("DROPS map missing")?
+            .try_into()
+            .context("DROPS map type")?,
+    );
     let stats = Arc::new(Stats::default());
 
     smol::block_on(async {
@@ -190,24 +230,30 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             })
             .collect();
         drop(tx);
-        let batcher = smol::spawn(batch_loop(
-            cfg.clone(),
-            device.to_owned(),
-            kernel.boot_id.clone(),
-            rx,
-            drops,
-            outbox.clone(),
-            stats.clone(),
-        ));
+        let batcher = smol::spawn(
+            BatchLoop {
+                origin: origin.clone(),
+                max_bytes: cfg.batch.max_bytes,
+                max_age: Duration::from_millis(cfg.batch.max_age_ms),
+                rx,
+                drops: drops.clone(),
+                outbox: outbox.clone(),
+                stats: stats.clone(),
+            }
+            .run(),
+        );
         let sampler = (cfg.metrics.interval_s > 0).then(|| {
-            smol::spawn(metrics_loop(
-                Duration::from_secs(cfg.metrics.interval_s),
-                device.to_owned(),
-                kernel.boot_id.clone(),
-                outbox.clone(),
-                stats.clone(),
-                stop.clone(),
-            ))
+            smol::spawn(
+                MetricsLoop {
+                    every: Duration::from_secs(cfg.metrics.interval_s),
+                    origin: origin.clone(),
+                    drops: drops.clone(),
+                    outbox: outbox.clone(),
+                    stats: stats.clone(),
+                    stop: stop.clone(),
+                }
+                .run(),
+            )
         });
         for r in readers {
             r.await;
@@ -222,11 +268,20 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         outbox.len()
     );
     outbox.close();
-    publisher
+    closing.close();
+    let ended = publisher
         .join()
         .map_err(|_| anyhow::anyhow!("the mqtt thread panicked"))?;
     drop(ebpf);
-    log::info!("probes detached; bye");
+    match ended {
+        Ended::Clean => log::info!("probes detached; everything delivered; bye"),
+        Ended::TimedOut(left) => log::info!(
+            "probes detached; {} messages undelivered ({} spooled, {} events counted as dropped); bye",
+            left.messages,
+            left.spooled_messages,
+            left.dropped_events
+        ),
+    }
     Ok(())
 }
 
@@ -235,144 +290,4 @@ fn take_ring(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<RingBuf<MapData>> {
         .with_context(|| format!("{name} map missing"))?
         .try_into()
         .with_context(|| format!("{name} is not a ring buffer"))
-}
-
-async fn read_ring(
-    name: &'static str,
-    ring: RingBuf<MapData>,
-    tx: async_channel::Sender<Stamped>,
-    stats: Arc<Stats>,
-    stop: async_channel::Receiver<()>,
-) {
-    let decode = |bytes: &[u8]| match crate::decode::decode(bytes, proc_ppid) {
-        Ok(ev) => {
-            stats
-                .events
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Some(ev)
-        }
-        Err(e) => {
-            log::warn!("{name}: undecodable record: {e}");
-            None
-        }
-    };
-    let stopped = async {
-        let _ = stop.recv().await;
-    };
-    if let Err(e) = crate::ringbuf::drain(ring, decode, tx, stopped).await {
-        log::error!("{name}: reader stopped: {e}");
-    }
-}
-
-fn read_drops(drops: &PerCpuArray<MapData, u64>) -> [(&'static str, u64); 3] {
-    let sum = |slot: u32| drops.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0);
-    [
-        ("ring:bind", sum(DROP_BIND)),
-        ("ring:exec", sum(DROP_EXEC)),
-        ("ring:exit", sum(DROP_EXIT)),
-    ]
-}
-
-async fn batch_loop(
-    cfg: Config,
-    device: String,
-    boot_id: String,
-    rx: async_channel::Receiver<Stamped>,
-    drops: PerCpuArray<MapData, u64>,
-    outbox: Arc<Outbox>,
-    stats: Arc<Stats>,
-) {
-    let mut batcher = Batcher::new(
-        &device,
-        &boot_id,
-        cfg.batch.max_bytes,
-        Duration::from_millis(cfg.batch.max_age_ms),
-    );
-    let mut delta = DropDelta::default();
-    let mut flush = |batcher: &mut Batcher| {
-        let ring = read_drops(&drops);
-        let ring_total: u64 = ring.iter().map(|(_, n)| n).sum();
-        stats
-            .ring_drops
-            .store(ring_total, std::sync::atomic::Ordering::Relaxed);
-        let counters = [ring[0], ring[1], ring[2], ("outbox", outbox.dropped())];
-        if let Some((seq, n, payload)) = batcher.flush(delta.delta(&counters)) {
-            stats
-                .batches
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            log::debug!("batch {seq}: {n} events, {} bytes", payload.len());
-            outbox.push(Outgoing {
-                leaf: Leaf::Events,
-                payload,
-            });
-        }
-    };
-    loop {
-        let step = match batcher.deadline() {
-            None => rx.recv().await.map_or(Step::Closed, Step::Event),
-            Some(deadline) => {
-                future::or(
-                    async { rx.recv().await.map_or(Step::Closed, Step::Event) },
-                    async {
-                        smol::Timer::at(deadline).await;
-                        Step::Due
-                    },
-                )
-                .await
-            }
-        };
-        match step {
-            Step::Event(ev) => {
-                if batcher.push(ev) {
-                    flush(&mut batcher);
-                }
-            }
-            Step::Due => flush(&mut batcher),
-            Step::Closed => {
-                flush(&mut batcher);
-                return;
-            }
-        }
-    }
-}
-
-#[allow(clippy::large_enum_variant, reason = "short-lived, moved once")]
-enum Step {
-    Event(Stamped),
-    Due,
-    Closed,
-}
-
-async fn metrics_loop(
-    every: Duration,
-    device: String,
-    boot_id: String,
-    outbox: Arc<Outbox>,
-    stats: Arc<Stats>,
-    stop: async_channel::Receiver<()>,
-) {
-    let Some(mut sampler) = Sampler::new(&device, &boot_id) else {
-        log::warn!("metrics: sysinfo cannot read this system; no metrics will be published");
-        return;
-    };
-    let mut timer = smol::Timer::interval(every);
-    loop {
-        let tick = future::or(
-            async { futures_lite::StreamExt::next(&mut timer).await.is_some() },
-            async {
-                let _ = stop.recv().await;
-                false
-            },
-        )
-        .await;
-        if !tick {
-            return;
-        }
-        if let Some(payload) = sampler.encode(&stats, outbox.dropped()) {
-            outbox.push(Outgoing {
-                leaf: Leaf::Metrics,
-                payload,
-            });
-        }
-    }
 }

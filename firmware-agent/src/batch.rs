@@ -8,9 +8,24 @@ use edge_wire::{DropCount, Event, EventBatch, Message, Name, bounded, encode};
 /// A decoded event and its kernel timestamp (CLOCK_MONOTONIC ns).
 pub type Stamped = (u64, Event);
 
+/// What closing a batch produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Nothing to say: no events and no drops.
+    Nothing,
+    Batch {
+        seq: u32,
+        events: usize,
+        payload: Vec<u8>,
+    },
+    /// The batch could not be encoded; its events are lost and must be counted (`encoding`).
+    Failed { seq: u32, events: usize },
+}
+
 pub struct Batcher {
     device: Name,
     boot_id: Name,
+    run_id: u64,
     seq: u32,
     max_bytes: usize,
     max_age: Duration,
@@ -20,10 +35,17 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn new(device: &str, boot_id: &str, max_bytes: usize, max_age: Duration) -> Self {
+    pub fn new(
+        device: &str,
+        boot_id: &str,
+        run_id: u64,
+        max_bytes: usize,
+        max_age: Duration,
+    ) -> Self {
         Self {
             device: bounded(device),
             boot_id: bounded(boot_id),
+            run_id,
             seq: 0,
             max_bytes,
             max_age,
@@ -50,11 +72,17 @@ impl Batcher {
         self.events.is_empty()
     }
 
-    /// Closes the batch into an encoded message. Returns `None` if there is nothing to say
-    /// (no events and no drops).
-    pub fn flush(&mut self, drops: Vec<DropCount>) -> Option<(u32, usize, Vec<u8>)> {
+    /// Makes the next flush due within the batch age even with no event open (so drops that
+    /// happened after the last batch are reported soon).
+    pub fn arm(&mut self) {
+        self.opened.get_or_insert_with(Instant::now);
+    }
+
+    /// Closes the batch into an encoded message.
+    pub fn flush(&mut self, drops: Vec<DropCount>) -> Flush {
         if self.events.is_empty() && drops.is_empty() {
-            return None;
+            self.opened = None;
+            return Flush::Nothing;
         }
         let mono_ns = monotonic_ns();
         let events: Vec<Event> = self
@@ -73,6 +101,7 @@ impl Batcher {
         let msg = Message::Events(EventBatch {
             device: self.device.clone(),
             boot_id: self.boot_id.clone(),
+            run_id: self.run_id,
             seq,
             unix_ms: unix_ms(),
             mono_ns,
@@ -80,12 +109,16 @@ impl Batcher {
             events,
         });
         match encode(&msg) {
-            Ok(bytes) => Some((seq, count, bytes)),
+            Ok(payload) => Flush::Batch {
+                seq,
+                events: count,
+                payload,
+            },
             Err(e) => {
                 // Only bounded strings and plain numbers: encoding cannot fail; if it ever
-                // does, say so rather than lose the batch silently.
+                // does, say so and count the loss rather than lose the batch silently.
                 log::error!("batch {seq}: encoding failed ({e}); {count} events lost");
-                None
+                Flush::Failed { seq, events: count }
             }
         }
     }
@@ -167,13 +200,20 @@ mod tests {
 
     #[test]
     fn flushes_on_size_and_numbers_batches() {
-        let mut b = Batcher::new("dev", "boot", 100, Duration::from_secs(60));
+        let mut b = Batcher::new("dev", "boot", 9, 100, Duration::from_secs(60));
         let mut pushes = 0;
         while !b.push(exit(pushes)) {
             pushes += 1;
         }
         assert!(pushes > 1, "several events fit in 100 bytes");
-        let (seq, n, bytes) = b.flush(vec![]).expect("batch");
+        let Flush::Batch {
+            seq,
+            events: n,
+            payload: bytes,
+        } = b.flush(vec![])
+        else {
+            panic!("batch")
+        };
         assert_eq!((seq, n), (0, pushes as usize + 1));
         assert!(b.is_empty() && b.deadline().is_none());
         let Message::Events(batch) = decode(&bytes).expect("decodes") else {
@@ -181,19 +221,30 @@ mod tests {
         };
         assert_eq!(batch.events.len(), n);
         assert_eq!(batch.device.as_str(), "dev");
+        assert_eq!(batch.run_id, 9);
         b.push(exit(1));
-        assert_eq!(b.flush(vec![]).expect("batch").0, 1);
+        assert!(matches!(b.flush(vec![]), Flush::Batch { seq: 1, .. }));
     }
 
     #[test]
     fn empty_batches_only_carry_drops() {
-        let mut b = Batcher::new("dev", "boot", 1000, Duration::from_millis(5));
-        assert!(b.flush(vec![]).is_none());
+        let mut b = Batcher::new("dev", "boot", 1, 1000, Duration::from_millis(5));
+        b.arm();
+        assert!(b.deadline().is_some(), "armed for drops");
+        assert_eq!(b.flush(vec![]), Flush::Nothing);
+        assert!(b.deadline().is_none());
         let drops = vec![DropCount {
             source: bounded("ring:exec"),
             count: 4,
         }];
-        let (_, n, bytes) = b.flush(drops.clone()).expect("drops are news");
+        let Flush::Batch {
+            events: n,
+            payload: bytes,
+            ..
+        } = b.flush(drops.clone())
+        else {
+            panic!("drops are news")
+        };
         assert_eq!(n, 0);
         let Message::Events(batch) = decode(&bytes).expect("decodes") else {
             panic!()

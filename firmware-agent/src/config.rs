@@ -45,6 +45,7 @@ pub struct Config {
     pub ring_buffers: RingBufferConfig,
     pub metrics: MetricsConfig,
     pub probes: ProbesConfig,
+    pub queue: QueueConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,8 +61,6 @@ pub struct MqttConfig {
     /// Default: `firmware-agent-<device_id>`.
     pub client_id: Option<String>,
     pub keep_alive_s: u64,
-    /// Encoded batches held while the broker is slow or away; the oldest go first when full.
-    pub outbox_batches: usize,
 }
 
 impl Default for MqttConfig {
@@ -74,7 +73,32 @@ impl Default for MqttConfig {
             topic_prefix: "edge".into(),
             client_id: None,
             keep_alive_s: 30,
-            outbox_batches: 256,
+        }
+    }
+}
+
+/// The outbox: where messages wait for the broker's acknowledgement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Bytes of encoded messages held in RAM; past it the oldest go to the spool, or without
+    /// one are dropped (and counted).
+    pub ram_bytes: u64,
+    /// Directory for the disk spool (off when unset). Survives restarts and power cuts.
+    pub spool_dir: Option<PathBuf>,
+    /// Bytes the spool may hold; past it the oldest spooled messages are dropped (and counted).
+    pub spool_bytes: u64,
+    /// At SIGTERM, how long to keep trying to deliver before spooling or dropping the rest.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            ram_bytes: 8 << 20,
+            spool_dir: None,
+            spool_bytes: 64 << 20,
+            shutdown_timeout_ms: 5000,
         }
     }
 }
@@ -260,12 +284,27 @@ impl Config {
             return Err(invalid("mqtt.client_id", "must be 1 to 128 characters"));
         }
         range("mqtt.keep_alive_s", self.mqtt.keep_alive_s, 5, 3600)?;
+        range("queue.ram_bytes", self.queue.ram_bytes, 64 << 10, 1 << 30)?;
         range(
-            "mqtt.outbox_batches",
-            self.mqtt.outbox_batches as u64,
-            1,
-            65536,
+            "queue.spool_bytes",
+            self.queue.spool_bytes,
+            256 << 10,
+            1 << 40,
         )?;
+        range(
+            "queue.shutdown_timeout_ms",
+            self.queue.shutdown_timeout_ms,
+            100,
+            600_000,
+        )?;
+        if let Some(dir) = &self.queue.spool_dir
+            && (dir.as_os_str().is_empty() || dir.is_file())
+        {
+            return Err(invalid(
+                "queue.spool_dir",
+                format!("{} is not a directory path", dir.display()),
+            ));
+        }
         range("batch.max_bytes", self.batch.max_bytes as u64, 256, 1 << 20)?;
         range("batch.max_age_ms", self.batch.max_age_ms, 1, 60_000)?;
         range(

@@ -104,3 +104,18 @@ pub fn raise_memlock() -> bool {
     // SAFETY: valid rlimit pointer.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) == 0 }
 }
+
+/// A random 64-bit number from the kernel (getrandom), for run ids. Falls back to the clock
+/// and pid mixed together if the call fails (it does not block after early boot).
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: writes at most 8 bytes into `buf`.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n == 8 {
+        return u64::from_le_bytes(buf);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32) ^ crate::batch::monotonic_ns()
+}

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use edge_wire::{AgentStats, Message, Metrics, Name, Temperature, bounded, encode};
+use edge_wire::{AgentStats, DropCount, Message, Metrics, Name, Temperature, bounded, encode};
 use sysinfo::{Components, System};
 
 /// Counters shared by the pipeline's tasks.
@@ -11,7 +11,10 @@ use sysinfo::{Components, System};
 pub struct Stats {
     pub events: AtomicU64,
     pub batches: AtomicU64,
+    /// All ring buffers' drops, as last read from the kernel.
     pub ring_drops: AtomicU64,
+    /// Events in batches that could not be encoded.
+    pub encoding_drops: AtomicU64,
 }
 
 pub struct Sampler {
@@ -35,7 +38,14 @@ impl Sampler {
         })
     }
 
-    pub fn sample(&mut self, stats: &Stats, outbox_drops: u64) -> Metrics {
+    /// A sample, with the agent's counters: `drops` cumulative by source, the outbox's depth.
+    pub fn sample(
+        &mut self,
+        stats: &Stats,
+        drops: Vec<DropCount>,
+        depth: crate::outbox::Depth,
+        metrics_dropped: u64,
+    ) -> Metrics {
         self.system.refresh_cpu_usage();
         self.system.refresh_memory();
         let load = System::load_average().ok();
@@ -70,14 +80,19 @@ impl Sampler {
                 rss_kib: crate::kernel::self_rss_kib(),
                 events: stats.events.load(Ordering::Relaxed),
                 batches: stats.batches.load(Ordering::Relaxed),
-                ring_drops: stats.ring_drops.load(Ordering::Relaxed),
-                outbox_drops,
+                drops,
+                queued: depth.queued,
+                queued_bytes: depth.queued_bytes,
+                spooled_bytes: depth.spooled_bytes,
+                spool_written_bytes: depth.spool_written_bytes,
+                spool_appends: depth.spool_appends,
+                metrics_dropped,
             },
         }
     }
 
-    pub fn encode(&mut self, stats: &Stats, outbox_drops: u64) -> Option<Vec<u8>> {
-        encode(&Message::Metrics(self.sample(stats, outbox_drops)))
+    pub fn encode(sample: &Metrics) -> Option<Vec<u8>> {
+        encode(&Message::Metrics(sample.clone()))
             .inspect_err(|e| log::error!("metrics: encoding failed: {e}"))
             .ok()
     }

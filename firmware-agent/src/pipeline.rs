@@ -1,0 +1,210 @@
+//! The running pipeline's tasks: one reader per ring buffer, the batch loop (events -> batches
+//! -> outbox, stamping every batch with the drops since the previous one), and the metrics
+//! loop. Drop accounting is here: every source's cumulative count, in events.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use edge_wire::{DropCount, bounded};
+use firmware_agent_common::{DROP_BIND, DROP_EXEC, DROP_EXIT};
+use futures_lite::future;
+
+use crate::{
+    batch::{Batcher, DropDelta, Flush, Stamped},
+    kernel::proc_ppid,
+    metrics::{Sampler, Stats},
+    outbox::{Leaf, Outbox},
+};
+
+/// Who the batches are from.
+#[derive(Clone)]
+pub struct Origin {
+    pub device: String,
+    pub boot_id: String,
+    pub run_id: u64,
+}
+
+pub async fn read_ring(
+    name: &'static str,
+    ring: RingBuf<MapData>,
+    tx: async_channel::Sender<Stamped>,
+    stats: Arc<Stats>,
+    stop: async_channel::Receiver<()>,
+) {
+    let decode = |bytes: &[u8]| match crate::decode::decode(bytes, proc_ppid) {
+        Ok(ev) => {
+            stats.events.fetch_add(1, Ordering::Relaxed);
+            Some(ev)
+        }
+        Err(e) => {
+            log::warn!("{name}: undecodable record: {e}");
+            None
+        }
+    };
+    let stopped = async {
+        let _ = stop.recv().await;
+    };
+    if let Err(e) = crate::ringbuf::drain(ring, decode, tx, stopped).await {
+        log::error!("{name}: reader stopped: {e}");
+    }
+}
+
+/// Every drop source's total since start, in events, in a fixed order (so deltas line up).
+pub fn drop_totals(
+    drops: &PerCpuArray<MapData, u64>,
+    outbox: &Outbox,
+    stats: &Stats,
+) -> Vec<(&'static str, u64)> {
+    let sum = |slot: u32| drops.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0);
+    let mut totals = vec![
+        ("ring:bind", sum(DROP_BIND)),
+        ("ring:exec", sum(DROP_EXEC)),
+        ("ring:exit", sum(DROP_EXIT)),
+    ];
+    let ring: u64 = totals.iter().map(|(_, n)| n).sum();
+    stats.ring_drops.store(ring, Ordering::Relaxed);
+    totals.extend(outbox.drops().by_source());
+    totals.push(("encoding", stats.encoding_drops.load(Ordering::Relaxed)));
+    totals
+}
+
+/// The non-zero totals, as carried in metrics.
+pub fn nonzero(totals: &[(&str, u64)]) -> Vec<DropCount> {
+    totals
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| DropCount {
+            source: bounded(name),
+            count: *n,
+        })
+        .collect()
+}
+
+pub struct BatchLoop {
+    pub origin: Origin,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+    pub rx: async_channel::Receiver<Stamped>,
+    pub drops: Arc<PerCpuArray<MapData, u64>>,
+    pub outbox: Arc<Outbox>,
+    pub stats: Arc<Stats>,
+}
+
+impl BatchLoop {
+    pub async fn run(self) {
+        let mut batcher = Batcher::new(
+            &self.origin.device,
+            &self.origin.boot_id,
+            self.origin.run_id,
+            self.max_bytes,
+            self.max_age,
+        );
+        let mut delta = DropDelta::default();
+        loop {
+            let step = match batcher.deadline() {
+                None => self.rx.recv().await.map_or(Step::Closed, Step::Event),
+                Some(deadline) => {
+                    future::or(
+                        async { self.rx.recv().await.map_or(Step::Closed, Step::Event) },
+                        async {
+                            smol::Timer::at(deadline).await;
+                            Step::Due
+                        },
+                    )
+                    .await
+                }
+            };
+            match step {
+                Step::Event(ev) => {
+                    if batcher.push(ev) {
+                        self.flush(&mut batcher, &mut delta);
+                    }
+                }
+                Step::Due => self.flush(&mut batcher, &mut delta),
+                Step::Closed => {
+                    self.flush(&mut batcher, &mut delta);
+                    // Drops caused by that last push still go out in a batch of their own.
+                    self.flush(&mut batcher, &mut delta);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn flush(&self, batcher: &mut Batcher, delta: &mut DropDelta) {
+        let totals = drop_totals(&self.drops, &self.outbox, &self.stats);
+        match batcher.flush(delta.delta(&totals)) {
+            Flush::Nothing => {}
+            Flush::Batch {
+                seq,
+                events,
+                payload,
+            } => {
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                log::debug!("batch {seq}: {events} events, {} bytes", payload.len());
+                // A push that made room by dropping older batches: report that soon.
+                if self.outbox.push(Leaf::Events, events as u32, payload) != Some(0) {
+                    batcher.arm();
+                }
+            }
+            Flush::Failed { events, .. } => {
+                self.stats
+                    .encoding_drops
+                    .fetch_add(events as u64, Ordering::Relaxed);
+                batcher.arm();
+            }
+        }
+    }
+}
+
+#[allow(clippy::large_enum_variant, reason = "short-lived, moved once")]
+enum Step {
+    Event(Stamped),
+    Due,
+    Closed,
+}
+
+pub struct MetricsLoop {
+    pub every: Duration,
+    pub origin: Origin,
+    pub drops: Arc<PerCpuArray<MapData, u64>>,
+    pub outbox: Arc<Outbox>,
+    pub stats: Arc<Stats>,
+    pub stop: async_channel::Receiver<()>,
+}
+
+impl MetricsLoop {
+    pub async fn run(self) {
+        let Some(mut sampler) = Sampler::new(&self.origin.device, &self.origin.boot_id) else {
+            log::warn!("metrics: sysinfo cannot read this system; no metrics will be published");
+            return;
+        };
+        let mut timer = smol::Timer::interval(self.every);
+        loop {
+            let tick = future::or(
+                async { futures_lite::StreamExt::next(&mut timer).await.is_some() },
+                async {
+                    let _ = self.stop.recv().await;
+                    false
+                },
+            )
+            .await;
+            if !tick {
+                return;
+            }
+            let totals = drop_totals(&self.drops, &self.outbox, &self.stats);
+            let sample = sampler.sample(
+                &self.stats,
+                nonzero(&totals),
+                self.outbox.depth(),
+                self.outbox.drops().metrics,
+            );
+            if let Some(payload) = Sampler::encode(&sample) {
+                self.outbox.push(Leaf::Metrics, 0, payload);
+            }
+        }
+    }
+}
