@@ -195,7 +195,10 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
     );
     let closing = Closing::default();
     let publisher = publish::spawn(
-        crate::link::options(&cfg.mqtt, &client_id)?,
+        cfg.mqtt
+            .link(&client_id)
+            .options()
+            .context("mqtt settings")?,
         topics,
         birth,
         outbox.clone(),

@@ -6,7 +6,6 @@ pub mod batch;
 pub mod config;
 pub mod decode;
 pub mod kernel;
-pub mod link;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

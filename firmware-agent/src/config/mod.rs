@@ -26,6 +26,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {reason}")]
     Invalid { key: String, reason: String },
+    #[error(
+        "config file {path} holds mqtt.password but its mode is {mode:04o}: readable by group or others; chmod 600 it (or 640 with a group only the agent is in is still refused)"
+    )]
+    InsecurePassword { path: PathBuf, mode: u32 },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -57,6 +61,9 @@ pub struct MqttConfig {
     pub password: Option<String>,
     /// PEM CA bundle for `mqtts://`; default: the system's roots are not bundled, so required.
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and its private key, for brokers that require mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub topic_prefix: String,
     /// Default: `firmware-agent-<device_id>`.
     pub client_id: Option<String>,
@@ -70,6 +77,8 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             ca_file: None,
+            client_cert: None,
+            client_key: None,
             topic_prefix: "edge".into(),
             client_id: None,
             keep_alive_s: 30,
@@ -163,45 +172,24 @@ pub struct ProbesConfig {
     pub tracepoints: BTreeMap<String, String>,
 }
 
-/// Where `mqtt.url` points.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Broker {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
 impl MqttConfig {
-    /// Parses `mqtt.url`: `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883).
-    pub fn broker(&self) -> Result<Broker, String> {
-        let url = &self.url;
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else {
-            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
-        };
-        let rest = rest.trim_end_matches('/');
-        // An IPv6 literal keeps its colons inside brackets.
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')) => {
-                let port = p
-                    .parse::<u16>()
-                    .map_err(|_| format!("{url:?} has a bad port {p:?}"))?;
-                (h, port)
-            }
-            _ => (rest, if tls { 8883 } else { 1883 }),
-        };
-        let host = host.trim_matches(['[', ']']);
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
+    /// Where `mqtt.url` points.
+    pub fn broker(&self) -> Result<edge_mqtt::Broker, edge_mqtt::UrlError> {
+        edge_mqtt::parse_url(&self.url)
+    }
+
+    /// The connection settings, for `client_id`.
+    pub fn link(&self, client_id: &str) -> edge_mqtt::Link {
+        edge_mqtt::Link {
+            url: self.url.clone(),
+            client_id: client_id.to_owned(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            keep_alive: std::time::Duration::from_secs(self.keep_alive_s),
         }
-        Ok(Broker {
-            tls,
-            host: host.to_owned(),
-            port,
-        })
     }
 }
 
@@ -259,7 +247,7 @@ impl Config {
         let broker = self
             .mqtt
             .broker()
-            .map_err(|reason| invalid("mqtt.url", reason))?;
+            .map_err(|e| invalid("mqtt.url", e.to_string()))?;
         if let Some(ca) = &self.mqtt.ca_file
             && !ca.is_file()
         {
@@ -272,6 +260,25 @@ impl Config {
             return Err(invalid(
                 "mqtt.ca_file",
                 "required for mqtts:// (PEM CA bundle)",
+            ));
+        }
+        for (key, file) in [
+            ("mqtt.client_cert", &self.mqtt.client_cert),
+            ("mqtt.client_key", &self.mqtt.client_key),
+        ] {
+            if let Some(f) = file
+                && !f.is_file()
+            {
+                return Err(invalid(
+                    key,
+                    format!("{} is not a readable file", f.display()),
+                ));
+            }
+        }
+        if self.mqtt.client_cert.is_some() != self.mqtt.client_key.is_some() {
+            return Err(invalid(
+                "mqtt.client_key",
+                "mqtt.client_cert and mqtt.client_key go together",
             ));
         }
         if self.mqtt.password.is_some() && self.mqtt.username.is_none() {
@@ -393,10 +400,29 @@ fn read_layer(path: &Path) -> Result<toml::Table, ConfigError> {
         path: path.into(),
         message: e.to_string(),
     })?;
-    toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+    let table = toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
         path: path.into(),
         message: e.to_string(),
-    })
+    })?;
+    let has_password = table.get("mqtt").and_then(|m| m.get("password")).is_some();
+    if has_password {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::InsecurePassword {
+                path: path.into(),
+                mode,
+            });
+        }
+    }
+    Ok(table)
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -426,123 +452,4 @@ pub fn sanitize_device_id(raw: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PROGS: &[&str] = &["exec", "bind_enter"];
-
-    fn err_key(text: &str) -> String {
-        match Config::from_toml(text, PROGS) {
-            Err(ConfigError::Invalid { key, .. }) => key,
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{text:?} was accepted"),
-        }
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        Config::default().validate(PROGS).expect("defaults");
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        assert_eq!(
-            err_key("[ring_buffers]\nwatch_events = 0"),
-            "ring_buffers.watch_events"
-        );
-        assert_eq!(
-            err_key("[ring_buffers]\nproc_events = 1073741825"),
-            "ring_buffers.proc_events"
-        );
-        assert_eq!(err_key("[mqtt]\nurl = \"http://x\""), "mqtt.url");
-        assert_eq!(err_key("[mqtt]\nurl = \"mqtt://h:notaport\""), "mqtt.url");
-        assert_eq!(err_key("device_id = \"a/b\""), "device_id");
-        assert_eq!(
-            err_key("[mqtt]\ntopic_prefix = \"edge/#\""),
-            "mqtt.topic_prefix"
-        );
-        assert_eq!(err_key("[batch]\nmax_age_ms = 0"), "batch.max_age_ms");
-        assert_eq!(
-            err_key("[probes]\ndisabled = [\"nope\"]"),
-            "probes.disabled"
-        );
-        assert_eq!(
-            err_key("[probes.tracepoints]\nexec = \"../../x\""),
-            "probes.tracepoints.exec"
-        );
-        assert_eq!(err_key("[mqtt]\nurl = \"mqtts://h:8883\""), "mqtt.ca_file");
-    }
-
-    #[test]
-    fn unknown_keys_and_types_are_named() {
-        let e = err_key("[batch]\nmax_bites = 3");
-        assert!(e.contains("max_bites"), "{e}");
-        let e = err_key("[batch]\nmax_bytes = \"big\"");
-        assert!(e.contains("max_bytes") || e.contains("invalid type"), "{e}");
-    }
-
-    #[test]
-    fn layers_merge_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let main = dir.path().join("agent.toml");
-        let card = dir.path().join("card.toml");
-        std::fs::write(
-            &main,
-            "device_id = \"main\"\n[mqtt]\nurl = \"mqtt://a:1\"\ntopic_prefix = \"fleet\"\n",
-        )
-        .expect("write");
-        std::fs::write(&card, "device_id = \"card-7\"\n").expect("write");
-        let cfg = Config::load(Some(&main), Some(&card), PROGS).expect("load");
-        assert_eq!(cfg.device_id.as_deref(), Some("card-7"));
-        assert_eq!(cfg.mqtt.url, "mqtt://a:1");
-        assert_eq!(cfg.mqtt.topic_prefix, "fleet");
-        assert_eq!(cfg.batch, BatchConfig::default());
-        let mut cfg = cfg;
-        cfg.apply_env(|k| (k == ENV_BROKER_URL).then(|| "mqtt://env:2".to_owned()));
-        assert_eq!(cfg.mqtt.url, "mqtt://env:2");
-    }
-
-    #[test]
-    fn broker_urls_parse_with_default_ports() {
-        let b = |url: &str| {
-            MqttConfig {
-                url: url.into(),
-                ..Default::default()
-            }
-            .broker()
-        };
-        assert_eq!(
-            b("mqtt://h"),
-            Ok(Broker {
-                tls: false,
-                host: "h".into(),
-                port: 1883
-            })
-        );
-        assert_eq!(
-            b("mqtts://h:9000/"),
-            Ok(Broker {
-                tls: true,
-                host: "h".into(),
-                port: 9000
-            })
-        );
-        assert_eq!(b("mqtts://h").map(|b| b.port), Ok(8883));
-        assert_eq!(
-            b("mqtt://[::1]:1884"),
-            Ok(Broker {
-                tls: false,
-                host: "::1".into(),
-                port: 1884
-            })
-        );
-        assert!(b("mqtt://:1883").is_err());
-        assert!(b("tcp://h").is_err());
-    }
-
-    #[test]
-    fn device_ids_are_sanitized() {
-        assert_eq!(sanitize_device_id("10000000abcdef\0"), "10000000abcdef");
-        assert_eq!(sanitize_device_id(" pi 5/#\n"), "pi-5--");
-    }
-}
+mod tests;
