@@ -65,7 +65,7 @@ fn main() {
     let dir = std::env::temp_dir().join(&device);
     std::fs::create_dir_all(&dir).expect("dir");
     let cfg = dir.join("agent.toml");
-    std::fs::write(&cfg, "[ring_buffers]\nwatch_events = 4194304\n[metrics]\ninterval_s = 0\n[mqtt]\noutbox_batches = 4096\n").expect("cfg");
+    std::fs::write(&cfg, "[ring_buffers]\nwatch_events = 4194304\n[metrics]\ninterval_s = 0\n[queue]\nram_bytes = 268435456\n").expect("cfg");
 
     let seen = Arc::new(Seen::default());
     let me = std::process::id();

@@ -308,68 +308,6 @@ fn ring_requests_of_4096_and_5000_make_working_maps_of_the_right_size() {
 }
 
 #[test]
-fn a_full_outbox_drops_the_oldest_and_reports_it_in_metrics() {
-    require_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    // No broker yet: batches pile up in a 2-message outbox (behind the client's own queue).
-    let cfg = write_config(
-        dir.path(),
-        "agent.toml",
-        "[mqtt]\noutbox_batches = 2\n[batch]\nmax_age_ms = 1\n[metrics]\ninterval_s = 1\n",
-    );
-    let port = edge_hub::testkit::free_port().expect("port");
-    let device = format!("outbox-{}", std::process::id());
-    let agent = Agent::start_url(&format!("mqtt://127.0.0.1:{port}"), &device, &cfg);
-    let deadline = std::time::Instant::now() + WAIT;
-    while !agent.log().contains("broker unreachable") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "agent never tried the broker:\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Each bind lands in its own batch (1 ms batches); far more than fit.
-    for _ in 0..300 {
-        drop(TcpListener::bind("127.0.0.1:0").expect("bind"));
-        std::thread::sleep(Duration::from_millis(3));
-    }
-    let deadline = std::time::Instant::now() + WAIT;
-    while !agent.log().contains("outbox full") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "outbox never filled:\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let broker = PrivateBroker::start_on(port).expect("mosquitto");
-    let mut hub = Hub::start(&broker);
-    // The cumulative count in metrics is what a dashboard sees whatever it missed while the
-    // link was down (whether the hub subscribed before the agent reconnected is a race); each
-    // batch's `drops` carries the same losses as deltas (unit-tested in batch.rs).
-    let m = hub.wait_for("metrics", |v| {
-        v["type"] == "metrics" && v["device"] == device
-    });
-    let body = &m["body"];
-    assert!(
-        body["agent"]["outbox_drops"]
-            .as_u64()
-            .expect("outbox_drops")
-            > 0,
-        "{m}"
-    );
-    assert!(
-        body["mem_total_kib"].as_u64().expect("mem") > 0
-            && body["uptime_s"].as_u64().expect("uptime") > 0,
-        "{m}"
-    );
-    assert!(body["agent"]["rss_kib"].as_u64().expect("rss") > 0, "{m}");
-    let (st, log) = agent.terminate();
-    assert!(st.success(), "{log}");
-}
-
-#[test]
 fn with_no_event_probe_able_to_run_the_agent_exits_non_zero_with_the_reasons() {
     require_root();
     let dir = tempfile::tempdir().expect("tempdir");
