@@ -59,8 +59,34 @@ impl Hub {
     }
 
     pub fn start_url(url: &str) -> Self {
-        let (hub, seen) = JsonHub::start(&hub_bin(), url, WAIT).unwrap_or_else(|e| panic!("{e}"));
+        Self::start_args(url, &[])
+    }
+
+    /// The hub with extra arguments (e.g. `--session NAME`).
+    pub fn start_args(url: &str, args: &[&str]) -> Self {
+        let (hub, seen) =
+            JsonHub::start_with(&hub_bin(), url, args, WAIT).unwrap_or_else(|e| panic!("{e}"));
         Self { hub, seen }
+    }
+
+    /// Waits until `n` records match `pred`, then takes what else arrives for a second (so a
+    /// duplicate would be seen); returns how many matched in the end.
+    pub fn wait_count(&mut self, what: &str, n: u64, pred: impl Fn(&Value) -> bool) -> u64 {
+        let count = |seen: &[Value]| seen.iter().filter(|v| pred(v)).count() as u64;
+        let deadline = Instant::now() + WAIT * 4;
+        while count(&self.seen) < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.hub.next_timeout(left) {
+                Some((_, v)) => self.seen.push(v),
+                None => panic!(
+                    "hub printed {} of {n} {what}; the last records:\n{}",
+                    count(&self.seen),
+                    self.dump()
+                ),
+            }
+        }
+        self.settle(Duration::from_secs(1));
+        count(&self.seen)
     }
 
     /// Waits for a record matching `pred` (checking those already seen first).
@@ -77,6 +103,32 @@ impl Hub {
                     self.seen.push(v.clone());
                     if pred(&v) {
                         return v;
+                    }
+                }
+                None => panic!("hub never printed {what}; it printed:\n{}", self.dump()),
+            }
+        }
+    }
+
+    /// Like `wait_for`, but only records from index `from` of `seen` on count; returns the
+    /// match and the index after it (to continue from).
+    pub fn wait_for_from(
+        &mut self,
+        from: usize,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Value, usize) {
+        if let Some(i) = self.seen.iter().skip(from).position(|v| pred(v)) {
+            return (self.seen[from + i].clone(), from + i + 1);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.hub.next_timeout(left) {
+                Some((_, v)) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return (v, self.seen.len());
                     }
                 }
                 None => panic!("hub never printed {what}; it printed:\n{}", self.dump()),
@@ -144,6 +196,10 @@ impl Agent {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no goodbye, so the broker publishes the will.
