@@ -103,7 +103,9 @@ impl Generator {
             while !flag.load(Ordering::Relaxed) {
                 drop(std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"));
                 n += 1;
-                if let Some(wait) = (start + period * n as u32).checked_duration_since(Instant::now()) {
+                if let Some(wait) =
+                    (start + period * n as u32).checked_duration_since(Instant::now())
+                {
                     std::thread::sleep(wait);
                 }
             }
@@ -204,7 +206,9 @@ pub fn spooled_binds(dir: &Path, tid: u32) -> u64 {
 /// BPF programs and links loaded in the kernel right now.
 pub fn bpf_objects() -> (usize, usize) {
     (
-        aya::programs::loaded_programs().filter(Result::is_ok).count(),
+        aya::programs::loaded_programs()
+            .filter(Result::is_ok)
+            .count(),
         aya::programs::loaded_links().filter(Result::is_ok).count(),
     )
 }

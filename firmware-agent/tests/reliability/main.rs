@@ -40,11 +40,11 @@ fn a_60_s_outage_under_1000_binds_per_second_loses_nothing_with_default_caps() {
     std::thread::sleep(Duration::from_secs(60));
     broker.restart();
     let back = Instant::now();
-    hub.wait_for("the agent back online", |v| is_status(v, &rig.device, "online", 2));
-    let generated = generator.stop();
-    let delivered = hub.wait_count("every generated bind", generated, |v| {
-        generator.is_ours(v)
+    hub.wait_for("the agent back online", |v| {
+        is_status(v, &rig.device, "online", 2)
     });
+    let generated = generator.stop();
+    let delivered = hub.wait_count("every generated bind", generated, |v| generator.is_ours(v));
     let drained = back.elapsed();
     assert_eq!(delivered, generated, "exactly once after de-duplication");
     let drops = reported_drops(&hub, &rig.device);
@@ -61,7 +61,10 @@ fn a_60_s_outage_under_1000_binds_per_second_loses_nothing_with_default_caps() {
 fn with_a_small_ram_cap_the_drops_reported_equal_the_events_missing() {
     require_root();
     let _serial = serial();
-    let rig = Rig::start("smallcap", &format!("{BIND_ONLY}[queue]\nram_bytes = 65536\n"));
+    let rig = Rig::start(
+        "smallcap",
+        &format!("{BIND_ONLY}[queue]\nram_bytes = 65536\n"),
+    );
     let mut hub = rig.hub;
     let mut broker = rig.broker;
     broker.stop();
@@ -69,7 +72,9 @@ fn with_a_small_ram_cap_the_drops_reported_equal_the_events_missing() {
     std::thread::sleep(Duration::from_secs(15));
     let generated = generator.stop();
     broker.restart();
-    hub.wait_for("the agent back online", |v| is_status(v, &rig.device, "online", 2));
+    hub.wait_for("the agent back online", |v| {
+        is_status(v, &rig.device, "online", 2)
+    });
     // Once the drops are reported and delivered + dropped adds up, nothing more may come.
     let deadline = Instant::now() + WAIT * 2;
     let (mut delivered, mut drops) = (0, 0);
@@ -88,7 +93,11 @@ fn with_a_small_ram_cap_the_drops_reported_equal_the_events_missing() {
         "FIGURES 15 s outage, 64 KiB RAM cap, no spool: generated {generated}, delivered {delivered}, reported drops {drops}"
     );
     assert!(drops > 0, "a 64 KiB queue cannot hold 15 s of binds");
-    assert_eq!(generated - delivered, drops, "every missing event is a reported drop");
+    assert_eq!(
+        generated - delivered,
+        drops,
+        "every missing event is a reported drop"
+    );
     let (st, log) = rig.agent.terminate();
     assert!(st.success(), "{log}");
 }
@@ -110,9 +119,7 @@ fn ten_broker_restarts_under_traffic_lose_nothing_and_end_online() {
         });
     }
     let generated = generator.stop();
-    let delivered = hub.wait_count("every generated bind", generated, |v| {
-        generator.is_ours(v)
-    });
+    let delivered = hub.wait_count("every generated bind", generated, |v| generator.is_ours(v));
     assert_eq!(delivered, generated);
     assert_eq!(reported_drops(&hub, &rig.device), 0);
     let last = hub
@@ -121,7 +128,11 @@ fn ten_broker_restarts_under_traffic_lose_nothing_and_end_online() {
         .rev()
         .find(|v| v["device"] == rig.device && (v["type"] == "online" || v["type"] == "offline"))
         .cloned();
-    assert_eq!(last.as_ref().map(|v| v["type"].clone()), Some("online".into()), "{last:?}");
+    assert_eq!(
+        last.as_ref().map(|v| v["type"].clone()),
+        Some("online".into()),
+        "{last:?}"
+    );
     let (st, log) = rig.agent.terminate();
     assert!(st.success(), "{log}");
 }
@@ -175,15 +186,19 @@ fn kill_9_during_an_outage_keeps_the_spooled_batches_and_a_torn_record_is_counte
     let mut broker = rig.broker;
     broker.stop();
     let generator = Generator::start(2000);
-    wait_until("three spool appends", || spool_segments(spool.path()).len() >= 2
-        || spool_bytes(spool.path()) > 200_000);
+    wait_until("three spool appends", || {
+        spool_segments(spool.path()).len() >= 2 || spool_bytes(spool.path()) > 200_000
+    });
     let generated = generator.stop();
     // Let the last batches reach the queue, then pull the plug.
     std::thread::sleep(Duration::from_millis(500));
     rig.agent.kill();
     let torn = tear_last_record(spool.path());
     let expected = spooled_binds(spool.path(), generator.tid);
-    assert!(expected > 0 && expected < generated, "{expected} of {generated}");
+    assert!(
+        expected > 0 && expected < generated,
+        "{expected} of {generated}"
+    );
     broker.restart();
     let agent = Agent::start(&broker, &rig.device, &rig.config);
     let delivered = hub.wait_count("every spooled bind", expected, |v| generator.is_ours(v));
@@ -192,7 +207,11 @@ fn kill_9_during_an_outage_keeps_the_spooled_batches_and_a_torn_record_is_counte
         v["type"] == "drops" && v["device"] == rig.device && v["source"] == "spool:corrupt"
     });
     assert_eq!(corrupt["count"], torn, "{corrupt}");
-    assert!(agent.log().contains("failed their checksum"), "{}", agent.log());
+    assert!(
+        agent.log().contains("failed their checksum"),
+        "{}",
+        agent.log()
+    );
     eprintln!(
         "FIGURES kill -9 with spool: generated {generated}, in the intact spool {expected}, delivered {delivered}, torn record {torn} events (reported as spool:corrupt); spool {} B in {} segments",
         spool_bytes(spool.path()),
@@ -217,15 +236,26 @@ fn a_flooded_ring_counts_exactly_what_it_could_not_take() {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         hub.settle(Duration::from_millis(500));
-        delivered = hub.events(&rig.device, |e| e["Bind"]["task"]["pid"] == tid).len() as u64;
+        delivered = hub
+            .events(&rig.device, |e| e["Bind"]["task"]["pid"] == tid)
+            .len() as u64;
         drops = reported_drops_from(&hub, &rig.device, "ring:bind");
         if delivered + drops >= generated {
             break;
         }
     }
-    eprintln!("FIGURES ring flood (4 KiB ring): generated {generated}, delivered {delivered}, ring drops {drops}");
-    assert!(drops > 0, "a 4 KiB ring cannot take 100 000 binds in a burst");
-    assert_eq!(delivered + drops, generated, "generated = delivered + ring drops");
+    eprintln!(
+        "FIGURES ring flood (4 KiB ring): generated {generated}, delivered {delivered}, ring drops {drops}"
+    );
+    assert!(
+        drops > 0,
+        "a 4 KiB ring cannot take 100 000 binds in a burst"
+    );
+    assert_eq!(
+        delivered + drops,
+        generated,
+        "generated = delivered + ring drops"
+    );
     drop(rig.agent);
 }
 
@@ -236,11 +266,21 @@ fn after_kill_9_the_agent_leaves_no_bpf_program_or_link_behind() {
     let baseline = bpf_objects();
     let rig = Rig::start("cleanup", "");
     let loaded = bpf_objects();
-    assert!(loaded.0 > baseline.0, "programs loaded: {baseline:?} -> {loaded:?}");
+    assert!(
+        loaded.0 > baseline.0,
+        "programs loaded: {baseline:?} -> {loaded:?}"
+    );
     rig.agent.kill();
-    wait_until("programs and links back to the baseline", || bpf_objects() == baseline);
-    let pinned = std::fs::read_dir("/sys/fs/bpf").map(|d| d.count()).unwrap_or(0);
-    eprintln!("FIGURES BPF objects (programs, links): before {baseline:?}, running {loaded:?}, after kill -9 {:?}; /sys/fs/bpf entries {pinned}", bpf_objects());
+    wait_until("programs and links back to the baseline", || {
+        bpf_objects() == baseline
+    });
+    let pinned = std::fs::read_dir("/sys/fs/bpf")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    eprintln!(
+        "FIGURES BPF objects (programs, links): before {baseline:?}, running {loaded:?}, after kill -9 {:?}; /sys/fs/bpf entries {pinned}",
+        bpf_objects()
+    );
 }
 
 #[test]
@@ -267,5 +307,9 @@ fn during_a_long_outage_the_rss_stays_under_the_ram_cap_plus_idle() {
         peak / 1024
     );
     assert!(peak <= idle + cap, "peak {peak} > idle {idle} + cap {cap}");
-    assert!(rig.agent.log().contains("dropped the"), "the cap was reached:\n{}", rig.agent.log());
+    assert!(
+        rig.agent.log().contains("dropped the"),
+        "the cap was reached:\n{}",
+        rig.agent.log()
+    );
 }
