@@ -1,22 +1,26 @@
-//! Rendering decoded messages: one readable line per event and status change, or JSON.
+//! Rendering outcomes: one readable line per event and status change, or JSON records.
+//! Text lines are built from device strings and then passed through [`escape`] whole, so no
+//! field can be forgotten: a line printed here never holds a control character.
 
 use std::fmt::Write as _;
 
-use edge_wire::{Birth, Event, EventBatch, ExitHow, Message, ProbeState, SockAddr};
+use edge_wire::{Birth, Event, EventBatch, ExitHow, Message, Metrics, ProbeState, SockAddr};
 use serde_json::{Value, json};
 
-use crate::{Gap, Outcome};
+use crate::{Gap, Outcome, escape};
 
-/// Readable lines for one outcome.
+/// Readable lines for one outcome (none for a duplicate or an ignored command).
 pub fn text(outcome: &Outcome) -> Vec<String> {
-    match outcome {
+    let lines = match outcome {
         Outcome::Rejected {
             topic,
             reason,
             total,
+            ..
         } => vec![format!(
             "REJECTED {topic}: {reason} (rejected so far: {total})"
         )],
+        Outcome::Duplicate { .. } | Outcome::Ignored { .. } => Vec::new(),
         Outcome::Accepted {
             device,
             message,
@@ -28,25 +32,17 @@ pub fn text(outcome: &Outcome) -> Vec<String> {
             }
             match message {
                 Message::Online(b) => lines.push(birth_line(b)),
-                Message::Offline(d) => lines.push(format!("{device} OFFLINE ({:?}, session {})", d.cause, d.session)),
-                Message::Events(b) => lines.extend(batch_lines(b)),
-                Message::Metrics(m) => lines.push(format!(
-                    "{device} metrics: cpu {:.1}% mem {}/{} MiB load {:.2} {:.2} {:.2} up {}s agent rss {} KiB events {} drops {}",
-                    m.cpu_percent,
-                    m.mem_used_kib / 1024,
-                    m.mem_total_kib / 1024,
-                    m.load[0],
-                    m.load[1],
-                    m.load[2],
-                    m.uptime_s,
-                    m.agent.rss_kib,
-                    m.agent.events,
-                    m.agent.drops.iter().map(|d| d.count).sum::<u64>()
+                Message::Offline(d) => lines.push(format!(
+                    "{device} OFFLINE ({:?}, session {})",
+                    d.cause, d.session
                 )),
+                Message::Events(b) => lines.extend(batch_lines(b)),
+                Message::Metrics(m) => lines.push(metrics_line(device, m)),
             }
             lines
         }
-    }
+    };
+    lines.into_iter().map(|l| escape(&l).into_owned()).collect()
 }
 
 fn gap_line(device: &str, g: &Gap) -> String {
@@ -58,7 +54,7 @@ fn gap_line(device: &str, g: &Gap) -> String {
 
 fn birth_line(b: &Birth) -> String {
     let mut s = format!(
-        "{} ONLINE agent {} schema {} kernel {} {} page {} BTF {} session {}; rings",
+        "{} ONLINE agent {} schema {} kernel {} {} page {} BTF {} session {} run {:016x} queue ram {} B spool {} B; rings",
         b.device,
         b.agent_version,
         b.schema_version,
@@ -66,24 +62,51 @@ fn birth_line(b: &Birth) -> String {
         b.arch,
         b.page_size,
         if b.kernel_btf { "yes" } else { "no" },
-        b.session
+        b.session,
+        b.run_id,
+        b.queue.ram_bytes,
+        b.queue.spool_bytes,
     );
     for r in &b.ring_buffers {
         let _ = write!(s, " {}={}->{}", r.name, r.requested, r.chosen);
     }
     s.push_str("; probes");
     for p in &b.probes {
-        match &p.state {
-            ProbeState::Attached => {
-                let _ = write!(s, " {}=ok", p.name);
-            }
-            ProbeState::Disabled => {
-                let _ = write!(s, " {}=disabled", p.name);
-            }
-            ProbeState::Skipped { reason } => {
-                let _ = write!(s, " {}=SKIPPED({reason})", p.name);
-            }
-        }
+        let _ = match &p.state {
+            ProbeState::Attached => write!(s, " {}=ok", p.name),
+            ProbeState::Disabled => write!(s, " {}=disabled", p.name),
+            ProbeState::Skipped { reason } => write!(s, " {}=SKIPPED({reason})", p.name),
+        };
+    }
+    s
+}
+
+fn metrics_line(device: &str, m: &Metrics) -> String {
+    let a = &m.agent;
+    let mut s = format!(
+        "{device} metrics: cpu {:.1}% mem {}/{} MiB load {:.2} {:.2} {:.2} up {}s agent rss {} KiB events {} batches {} queued {} ({} B, {} B spooled) drops",
+        m.cpu_percent,
+        m.mem_used_kib / 1024,
+        m.mem_total_kib / 1024,
+        m.load[0],
+        m.load[1],
+        m.load[2],
+        m.uptime_s,
+        a.rss_kib,
+        a.events,
+        a.batches,
+        a.queued,
+        a.queued_bytes,
+        a.spooled_bytes,
+    );
+    if a.drops.is_empty() {
+        s.push_str(" none");
+    }
+    for d in &a.drops {
+        let _ = write!(s, " {}={}", d.source, d.count);
+    }
+    if a.metrics_dropped > 0 {
+        let _ = write!(s, "; metrics dropped {}", a.metrics_dropped);
     }
     s
 }
@@ -105,7 +128,7 @@ fn batch_lines(b: &EventBatch) -> Vec<String> {
                 if e.ret == 0 {
                     "ok".into()
                 } else {
-                    format!("errno {}", -e.ret)
+                    format!("errno {}", -i64::from(e.ret))
                 }
             ),
             Event::Exec(e) => format!(
@@ -128,7 +151,7 @@ fn batch_lines(b: &EventBatch) -> Vec<String> {
     lines
 }
 
-/// A socket address as people write it.
+/// A socket address as people write it (not escaped: callers escape what they print).
 pub fn addr(a: &SockAddr) -> String {
     match a {
         SockAddr::V4 { ip, port } => format!("{}:{port}", std::net::Ipv4Addr::from(*ip)),
@@ -139,15 +162,26 @@ pub fn addr(a: &SockAddr) -> String {
     }
 }
 
-/// JSON records for one outcome: one per event, status change, metrics sample, gap or rejection.
+/// JSON records for one outcome: one per event, status change, metrics sample, gap, duplicate
+/// or rejection; none for an ignored command.
 pub fn json(outcome: &Outcome) -> Vec<Value> {
     match outcome {
         Outcome::Rejected {
             topic,
+            kind,
             reason,
             total,
         } => vec![
-            json!({"type": "rejected", "topic": topic, "reason": reason, "rejected_total": total}),
+            json!({"type": "rejected", "topic": topic, "kind": kind.name(), "reason": reason, "rejected_total": total}),
+        ],
+        Outcome::Ignored { .. } => Vec::new(),
+        Outcome::Duplicate {
+            device,
+            boot_id,
+            run_id,
+            seq,
+        } => vec![
+            json!({"type": "duplicate", "device": device, "boot_id": boot_id, "run_id": run_id, "seq": seq}),
         ],
         Outcome::Accepted {
             device,
@@ -159,26 +193,30 @@ pub fn json(outcome: &Outcome) -> Vec<Value> {
                 out.push(json!({"type": "gap", "device": device, "expected": g.expected, "got": g.got, "lost": g.lost}));
             }
             match message {
-                Message::Events(b) => {
-                    for d in &b.drops {
-                        out.push(json!({"type": "drops", "device": device, "seq": b.seq, "source": d.source.as_str(), "count": d.count}));
-                    }
-                    for ev in &b.events {
-                        let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
-                        if let (Event::Bind(e), Some(obj)) =
-                            (ev, v.get_mut("Bind").and_then(Value::as_object_mut))
-                        {
-                            obj.insert("address".into(), Value::String(addr(&e.addr)));
-                        }
-                        let ts_ms = b.unix_ms.saturating_sub(ev.age_us() / 1000);
-                        out.push(json!({"type": "event", "device": device, "seq": b.seq, "boot_id": b.boot_id.as_str(), "unix_ms": ts_ms, "event": v}));
-                    }
-                }
+                Message::Events(b) => out.extend(batch_json(device, b)),
                 other => out.push(message_json(device, other)),
             }
             out
         }
     }
+}
+
+fn batch_json(device: &str, b: &EventBatch) -> Vec<Value> {
+    let (boot_id, run_id, seq) = (b.boot_id.as_str(), b.run_id, b.seq);
+    let mut out = Vec::new();
+    for d in &b.drops {
+        out.push(json!({"type": "drops", "device": device, "boot_id": boot_id, "run_id": run_id, "seq": seq, "source": d.source.as_str(), "count": d.count}));
+    }
+    for ev in &b.events {
+        let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+        if let (Event::Bind(e), Some(obj)) = (ev, v.get_mut("Bind").and_then(Value::as_object_mut))
+        {
+            obj.insert("address".into(), Value::String(addr(&e.addr)));
+        }
+        let ts_ms = b.unix_ms.saturating_sub(ev.age_us() / 1000);
+        out.push(json!({"type": "event", "device": device, "boot_id": boot_id, "run_id": run_id, "seq": seq, "unix_ms": ts_ms, "event": v}));
+    }
+    out
 }
 
 /// The whole message as JSON (used by the bridge and for status/metrics lines).
@@ -191,3 +229,6 @@ pub fn message_json(device: &str, m: &Message) -> Value {
     };
     json!({"type": kind, "device": device, "body": body.unwrap_or(Value::Null)})
 }
+
+#[cfg(test)]
+mod tests;
