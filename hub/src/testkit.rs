@@ -162,8 +162,8 @@ fn mosquitto() -> &'static str {
     }
 }
 
-/// SIGTERM, then wait up to `grace` for the exit; SIGKILL after that.
-fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
+/// SIGTERM to a child, then wait up to `grace` for it to exit; SIGKILL after that.
+pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
     let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
     // SAFETY: kill(2) on our own child's pid; it has not been waited for, so the pid is still
     // ours (a zombie at worst).
