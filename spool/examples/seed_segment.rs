@@ -31,11 +31,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .collect();
     spool.append(&records, |_| false)?;
     let bytes = fs::read(dir.path().join(format!("{:016x}.spool", 1)))?;
-    fs::write(out.join("valid-3-records"), &bytes)?;
+    fs::write(out.join("seed-valid-3-records"), &bytes)?;
     let torn = bytes
         .get(..bytes.len().saturating_sub(7))
         .unwrap_or_default();
-    fs::write(out.join("torn-last-payload"), torn)?;
+    fs::write(out.join("seed-torn-last-payload"), torn)?;
     println!("wrote 2 seeds ({} bytes) to {}", bytes.len(), out.display());
     Ok(())
 }
