@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- apt -------------------------------------------------------------------------------
-want=(mosquitto mosquitto-clients qemu-system-arm cpio xz-utils file)
+want=(mosquitto mosquitto-clients openssl qemu-system-arm cpio xz-utils file)
 for extra in hw-tests/apt-packages.txt hw-tests/apt-packages-64k.txt packaging/apt-packages.txt; do
     [ -f "$extra" ] || continue
     while read -r p; do
