@@ -31,7 +31,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 _ => None,
             };
-            let opts = cli::options(&cli.conn.link(format!("edge-hub-{pid}"))?)?;
+            let mut opts = cli::options(&cli.conn.link(format!("edge-hub-{pid}"))?)?;
+            if cli.persistent_session {
+                opts.set_clean_session(false);
+            }
             let m = monitor::Monitor {
                 broker: cli.conn.broker.clone(),
                 prefix: cli.conn.prefix.clone(),

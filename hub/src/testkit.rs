@@ -45,13 +45,16 @@ impl PrivateBroker {
         Self::start_on_with(free_port()?, conf_extra)
     }
 
+    /// Like `start_on`, with extra config lines after the defaults (later lines win); `{dir}`
+    /// in them stands for the broker's private directory (e.g. `persistence_location {dir}/`).
     pub fn start_on_with(port: u16, conf_extra: &str) -> std::io::Result<Self> {
         let dir = std::env::temp_dir().join(format!("edge-broker-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
             dir.join("mosquitto.conf"),
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{conf_extra}\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{}\n",
+                conf_extra.replace("{dir}", &dir.display().to_string())
             ),
         )?;
         let mut broker = Self {

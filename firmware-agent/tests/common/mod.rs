@@ -65,7 +65,7 @@ impl Hub {
     /// The hub with extra arguments (e.g. `--session NAME`).
     pub fn start_args(url: &str, args: &[&str]) -> Self {
         let (hub, seen) =
-            JsonHub::start_with(&hub_bin(), url, args, WAIT).unwrap_or_else(|e| panic!("{e}"));
+            JsonHub::start_with_args(&hub_bin(), url, args, WAIT).unwrap_or_else(|e| panic!("{e}"));
         Self { hub, seen }
     }
 

@@ -31,11 +31,15 @@ impl Rig {
     pub fn start(name: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = PrivateBroker::start_with(
-            "persistence true\nautosave_interval 0\nmax_queued_messages 0\nmax_queued_bytes 0\n",
+            "persistence true\npersistence_location {dir}/\nautosave_interval 0\nmax_queued_messages 0\nmax_queued_bytes 0\n",
         )
         .expect("mosquitto");
         let device = format!("{name}-{}", std::process::id());
-        let mut hub = Hub::start_args(&broker.url(), &["--session", &format!("hub-{device}")]);
+        let client_id = format!("hub-{device}");
+        let mut hub = Hub::start_args(
+            &broker.url(),
+            &["--client-id", &client_id, "--persistent-session"],
+        );
         let config = write_config(dir.path(), "agent.toml", extra);
         let agent = Agent::start(&broker, &device, &config);
         hub.wait_for("the birth", |v| is_status(v, &device, "online", 1));

@@ -36,9 +36,9 @@ fn a_60_s_outage_under_1000_binds_per_second_loses_nothing_with_default_caps() {
     let generator = Generator::start(1000);
     hub.wait_for("a generated bind", |v| generator.is_ours(v));
     let mut broker = rig.broker;
-    broker.stop();
+    broker.stop().expect("stop mosquitto");
     std::thread::sleep(Duration::from_secs(60));
-    broker.restart();
+    broker.restart().expect("restart mosquitto");
     let back = Instant::now();
     hub.wait_for("the agent back online", |v| {
         is_status(v, &rig.device, "online", 2)
@@ -67,11 +67,11 @@ fn with_a_small_ram_cap_the_drops_reported_equal_the_events_missing() {
     );
     let mut hub = rig.hub;
     let mut broker = rig.broker;
-    broker.stop();
+    broker.stop().expect("stop mosquitto");
     let generator = Generator::start(1000);
     std::thread::sleep(Duration::from_secs(15));
     let generated = generator.stop();
-    broker.restart();
+    broker.restart().expect("restart mosquitto");
     hub.wait_for("the agent back online", |v| {
         is_status(v, &rig.device, "online", 2)
     });
@@ -112,8 +112,8 @@ fn ten_broker_restarts_under_traffic_lose_nothing_and_end_online() {
     let generator = Generator::start(200);
     for session in 2..=11 {
         hub.wait_for("a generated bind", |v| generator.is_ours(v));
-        broker.stop();
-        broker.restart();
+        broker.stop().expect("stop mosquitto");
+        broker.restart().expect("restart mosquitto");
         hub.wait_for(&format!("birth of session {session}"), |v| {
             is_status(v, &rig.device, "online", session)
         });
@@ -184,7 +184,7 @@ fn kill_9_during_an_outage_keeps_the_spooled_batches_and_a_torn_record_is_counte
     let rig = Rig::start("spool", &cfg);
     let mut hub = rig.hub;
     let mut broker = rig.broker;
-    broker.stop();
+    broker.stop().expect("stop mosquitto");
     let generator = Generator::start(2000);
     wait_until("three spool appends", || {
         spool_segments(spool.path()).len() >= 2 || spool_bytes(spool.path()) > 200_000
@@ -199,7 +199,7 @@ fn kill_9_during_an_outage_keeps_the_spooled_batches_and_a_torn_record_is_counte
         expected > 0 && expected < generated,
         "{expected} of {generated}"
     );
-    broker.restart();
+    broker.restart().expect("restart mosquitto");
     let agent = Agent::start(&broker, &rig.device, &rig.config);
     let delivered = hub.wait_count("every spooled bind", expected, |v| generator.is_ours(v));
     assert_eq!(delivered, expected, "the intact spooled records all arrive");
@@ -292,7 +292,7 @@ fn during_a_long_outage_the_rss_stays_under_the_ram_cap_plus_idle() {
     let pid = rig.agent.pid();
     let idle = rss_kib(pid) * 1024;
     let mut broker = rig.broker;
-    broker.stop();
+    broker.stop().expect("stop mosquitto");
     let generator = Generator::start(5000);
     let mut peak = 0;
     let until = Instant::now() + Duration::from_secs(20);

@@ -26,6 +26,11 @@ pub struct Cli {
     /// Print JSON lines instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Keep a persistent MQTT session under --client-id (clean session off): the broker queues
+    /// QoS 1 messages for the hub while it is disconnected, so a hub restart or a network blip
+    /// misses nothing (as long as the broker keeps the session).
+    #[arg(long, global = true, requires = "client_id")]
+    pub persistent_session: bool,
     /// Also print the per-device totals every SECONDS (they are always printed on exit).
     #[arg(long, global = true, value_name = "SECONDS", value_parser = seconds)]
     pub totals_every: Option<Duration>,
