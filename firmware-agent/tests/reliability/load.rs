@@ -90,7 +90,7 @@ pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
 pub struct Generator {
     pub tid: u32,
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<u64>,
+    handle: Option<std::thread::JoinHandle<u64>>,
 }
 
 impl Generator {
@@ -116,13 +116,19 @@ impl Generator {
             n
         });
         let tid = rx.recv().expect("generator tid");
-        Self { tid, stop, handle }
+        Self {
+            tid,
+            stop,
+            handle: Some(handle),
+        }
     }
 
     /// Stops it; how many binds it made.
-    pub fn stop(self) -> u64 {
+    pub fn stop(&mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("generator")
+        self.handle
+            .take()
+            .map_or(0, |h| h.join().expect("generator"))
     }
 
     /// A hub record carrying one of this generator's binds.

@@ -33,7 +33,7 @@ fn a_60_s_outage_under_1000_binds_per_second_loses_nothing_with_default_caps() {
     let _serial = serial();
     let rig = Rig::start("outage", BIND_ONLY);
     let mut hub = rig.hub;
-    let generator = Generator::start(1000);
+    let mut generator = Generator::start(1000);
     hub.wait_for("a generated bind", |v| generator.is_ours(v));
     let mut broker = rig.broker;
     broker.stop().expect("stop mosquitto");
@@ -68,7 +68,7 @@ fn with_a_small_ram_cap_the_drops_reported_equal_the_events_missing() {
     let mut hub = rig.hub;
     let mut broker = rig.broker;
     broker.stop().expect("stop mosquitto");
-    let generator = Generator::start(1000);
+    let mut generator = Generator::start(1000);
     std::thread::sleep(Duration::from_secs(15));
     let generated = generator.stop();
     broker.restart().expect("restart mosquitto");
@@ -77,18 +77,17 @@ fn with_a_small_ram_cap_the_drops_reported_equal_the_events_missing() {
     });
     // Once the drops are reported and delivered + dropped adds up, nothing more may come.
     let deadline = Instant::now() + WAIT * 2;
-    let (mut delivered, mut drops) = (0, 0);
     while Instant::now() < deadline {
         hub.settle(Duration::from_millis(500));
-        delivered = hub.events(&rig.device, |e| generator.matches(e)).len() as u64;
-        drops = reported_drops(&hub, &rig.device);
+        let delivered = hub.events(&rig.device, |e| generator.matches(e)).len() as u64;
+        let drops = reported_drops(&hub, &rig.device);
         if delivered + drops >= generated && drops > 0 {
             break;
         }
     }
     hub.settle(Duration::from_secs(2));
-    delivered = hub.events(&rig.device, |e| generator.matches(e)).len() as u64;
-    drops = reported_drops(&hub, &rig.device);
+    let delivered = hub.events(&rig.device, |e| generator.matches(e)).len() as u64;
+    let drops = reported_drops(&hub, &rig.device);
     eprintln!(
         "FIGURES 15 s outage, 64 KiB RAM cap, no spool: generated {generated}, delivered {delivered}, reported drops {drops}"
     );
@@ -109,7 +108,7 @@ fn ten_broker_restarts_under_traffic_lose_nothing_and_end_online() {
     let rig = Rig::start("restarts", BIND_ONLY);
     let mut hub = rig.hub;
     let mut broker = rig.broker;
-    let generator = Generator::start(200);
+    let mut generator = Generator::start(200);
     for session in 2..=11 {
         hub.wait_for("a generated bind", |v| generator.is_ours(v));
         broker.stop().expect("stop mosquitto");
@@ -185,7 +184,7 @@ fn kill_9_during_an_outage_keeps_the_spooled_batches_and_a_torn_record_is_counte
     let mut hub = rig.hub;
     let mut broker = rig.broker;
     broker.stop().expect("stop mosquitto");
-    let generator = Generator::start(2000);
+    let mut generator = Generator::start(2000);
     wait_until("three spool appends", || {
         spool_segments(spool.path()).len() >= 2 || spool_bytes(spool.path()) > 200_000
     });
@@ -293,7 +292,7 @@ fn during_a_long_outage_the_rss_stays_under_the_ram_cap_plus_idle() {
     let idle = rss_kib(pid) * 1024;
     let mut broker = rig.broker;
     broker.stop().expect("stop mosquitto");
-    let generator = Generator::start(5000);
+    let mut generator = Generator::start(5000);
     let mut peak = 0;
     let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
