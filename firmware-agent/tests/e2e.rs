@@ -270,6 +270,11 @@ fn ring_requests_of_4096_and_5000_make_working_maps_of_the_right_size() {
                 "PROC_EVENTS".into(),
                 5000,
                 choose_size(5000, page).expect("size")
+            ),
+            (
+                "NET_EVENTS".into(),
+                262144,
+                choose_size(262144, page).expect("size")
             )
         ],
         "chosen sizes as read back from the kernel (max_entries)"

@@ -49,10 +49,9 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, postcard::Error> {
 
 /// Appends the framed `msg` to `out` (lets a caller reuse one buffer).
 pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
-    let version = postcard::to_allocvec(&SCHEMA_VERSION)?;
-    out.extend_from_slice(&version);
-    let body = postcard::to_allocvec(msg)?;
-    out.extend_from_slice(&body);
+    // Straight into `out`: no intermediate buffers.
+    let buf = postcard::to_extend(&SCHEMA_VERSION, core::mem::take(out))?;
+    *out = postcard::to_extend(msg, buf)?;
     Ok(())
 }
 

@@ -204,10 +204,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn push(&mut self, leaf: Leaf, events: u32, payload: Vec<u8>) -> Option<u64> {
+    pub fn push(&mut self, leaf: Leaf, events: u32, mut payload: Vec<u8>) -> Option<u64> {
         if self.closed {
             return None;
         }
+        // What the cap counts is what the heap holds.
+        payload.shrink_to_fit();
         let id = self.next_id;
         self.next_id += 1;
         self.ram_bytes += payload.len();

@@ -30,6 +30,8 @@ use feeder::{Feeder, Shared, Tag};
 
 /// How long a DISCONNECT may take to be answered by the broker closing the socket.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Longest wait between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Publishes in flight (sent, not yet acknowledged) on one connection.
 const INFLIGHT: u16 = 32;
 
@@ -222,7 +224,7 @@ impl Connection {
                         () = sleep_until(deadline) => {}
                         () = self.closing.wake.notified(), if deadline.is_none() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         };

@@ -31,7 +31,7 @@ impl Rig {
     pub fn start(name: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = PrivateBroker::start_with(
-            "persistence true\npersistence_location {dir}/\nautosave_interval 0\nmax_queued_messages 0\nmax_queued_bytes 0\n",
+            "user root\npersistence true\npersistence_location {dir}/\nautosave_interval 0\nmax_queued_messages 0\nmax_queued_bytes 0\n",
         )
         .expect("mosquitto");
         let device = format!("{name}-{}", std::process::id());
