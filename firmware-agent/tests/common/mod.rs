@@ -72,42 +72,24 @@ impl Hub {
     /// Waits until `n` records match `pred`, then takes what else arrives for a second (so a
     /// duplicate would be seen); returns how many matched in the end.
     pub fn wait_count(&mut self, what: &str, n: u64, pred: impl Fn(&Value) -> bool) -> u64 {
-        let count = |seen: &[Value]| seen.iter().filter(|v| pred(v)).count() as u64;
+        let mut count = self.seen.iter().filter(|v| pred(v)).count() as u64;
         let deadline = Instant::now() + WAIT * 4;
-        while count(&self.seen) < n {
+        while count < n {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.hub.next_timeout(left) {
-                Some((_, v)) => self.seen.push(v),
+                Some((_, v)) => {
+                    count += u64::from(pred(&v));
+                    self.seen.push(v);
+                }
                 None => panic!(
-                    "hub printed {} of {n} {what}; the last records:\n{}",
-                    count(&self.seen),
+                    "hub printed {count} of {n} {what}; the last records:\n{}",
                     self.dump()
                 ),
             }
         }
+        let before = self.seen.len();
         self.settle(Duration::from_secs(1));
-        count(&self.seen)
-    }
-
-    /// Waits for a record matching `pred` (checking those already seen first).
-    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return v.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.hub.next_timeout(left) {
-                Some((_, v)) => {
-                    assert!(!v.is_string(), "hub printed non-JSON: {v}");
-                    self.seen.push(v.clone());
-                    if pred(&v) {
-                        return v;
-                    }
-                }
-                None => panic!("hub never printed {what}; it printed:\n{}", self.dump()),
-            }
-        }
+        count + self.seen[before..].iter().filter(|v| pred(v)).count() as u64
     }
 
     /// Like `wait_for`, but only records from index `from` of `seen` on count; returns the
