@@ -315,3 +315,75 @@ fn during_a_long_outage_the_rss_stays_under_the_ram_cap_plus_idle() {
         rig.agent.log()
     );
 }
+
+#[test]
+fn sigterm_during_an_outage_ends_in_bounded_time_and_the_spool_keeps_what_was_left() {
+    require_root();
+    let _serial = serial();
+    let spool = tempfile::tempdir().expect("tempdir");
+    let cfg = format!(
+        "{BIND_ONLY}[queue]\nshutdown_timeout_ms = 2000\nspool_dir = \"{}\"\n",
+        spool.path().display()
+    );
+    let rig = Rig::start("termout", &cfg);
+    let mut hub = rig.hub;
+    let mut broker = rig.broker;
+    broker.stop().expect("stop mosquitto");
+    let (tid, generated) = burst(2000);
+    // The binds are batched within the batch age; then ask the agent to stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let (st, log) = rig.agent.terminate();
+    let took = asked.elapsed();
+    assert!(st.success(), "{log}");
+    assert!(
+        took < Duration::from_secs(5),
+        "a 2 s shutdown timeout took {took:?}:\n{log}"
+    );
+    assert!(
+        log.contains("undelivered") && log.contains("kept in the spool"),
+        "{log}"
+    );
+    eprintln!(
+        "FIGURES SIGTERM during an outage (shutdown_timeout_ms 2000): exited after {:.2} s; spool {} B",
+        took.as_secs_f64(),
+        spool_bytes(spool.path())
+    );
+    // Next start: what was left is delivered.
+    broker.restart().expect("restart mosquitto");
+    let agent = Agent::start(&broker, &rig.device, &rig.config);
+    let delivered = hub.wait_count("every bind made during the outage", generated, |v| {
+        v["type"] == "event" && v["event"]["Bind"]["task"]["pid"] == tid
+    });
+    assert_eq!(delivered, generated);
+    let (st, log) = agent.terminate();
+    assert!(st.success(), "{log}");
+}
+
+#[test]
+fn a_rebirth_command_re_sends_the_birth_without_reconnecting() {
+    require_root();
+    let _serial = serial();
+    let rig = Rig::start("rebirth", BIND_ONLY);
+    let mut hub = rig.hub;
+    let (first, at) = hub.wait_for_from(0, "the birth", |v| is_status(v, &rig.device, "online", 1));
+    let out = std::process::Command::new(hub_bin())
+        .args(["rebirth", &rig.device, "--broker", &rig.broker.url()])
+        .output()
+        .expect("hub rebirth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (again, _) = hub.wait_for_from(at, "a second birth", |v| {
+        v["type"] == "online" && v["device"] == rig.device
+    });
+    assert_eq!(again["body"]["session"], 1, "same connection: {again}");
+    assert_eq!(again["body"]["run_id"], first["body"]["run_id"]);
+    assert!(
+        rig.agent.log().contains("rebirth requested"),
+        "{}",
+        rig.agent.log()
+    );
+}
