@@ -92,6 +92,27 @@ impl Hub {
         count + self.seen[before..].iter().filter(|v| pred(v)).count() as u64
     }
 
+    /// Waits for a record matching `pred` (checking those already seen first).
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.hub.next_timeout(left) {
+                Some((_, v)) => {
+                    assert!(!v.is_string(), "hub printed non-JSON: {v}");
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                None => panic!("hub never printed {what}; it printed:\n{}", self.dump()),
+            }
+        }
+    }
+
     /// Like `wait_for`, but only records from index `from` of `seen` on count; returns the
     /// match and the index after it (to continue from).
     pub fn wait_for_from(
