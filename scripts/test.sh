@@ -26,6 +26,8 @@ echo "== build"
 cargo build --workspace --exclude firmware-agent-ebpf --all-targets
 echo "== tests (real kernel, real mosquitto)"
 step cargo test --workspace --exclude firmware-agent-ebpf
+echo "== fuzzing (bounded: 20 s per target; bash scripts/fuzz.sh 600 for a longer run)"
+step bash scripts/fuzz.sh 20
 echo "== emulated boards (hw-tests: 16K, 4K, no-BTF, 64K, negative controls)"
 step bash hw-tests/run.sh
 echo "== fleet: image injector (unit + QEMU boot of the injected image), Buildroot tree, unit, .deb, cross"
