@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use edge_wire::{DropCount, Event, EventBatch, Message, Name, bounded, encode};
+use edge_wire::{DropCount, Event, EventBatch, Message, Name, bounded, encode_into};
 
 /// A decoded event and its kernel timestamp (CLOCK_MONOTONIC ns).
 pub type Stamped = (u64, Event);
@@ -32,6 +32,9 @@ pub struct Batcher {
     events: Vec<Stamped>,
     est_bytes: usize,
     opened: Option<Instant>,
+    /// Reused encoding buffer: each payload is then one exact-size allocation, so what the
+    /// queue's byte cap counts is what the heap holds, without growth slack or fragments.
+    scratch: Vec<u8>,
 }
 
 impl Batcher {
@@ -52,6 +55,7 @@ impl Batcher {
             events: Vec::new(),
             est_bytes: 0,
             opened: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -108,11 +112,12 @@ impl Batcher {
             drops,
             events,
         });
-        match encode(&msg) {
-            Ok(payload) => Flush::Batch {
+        self.scratch.clear();
+        match encode_into(&msg, &mut self.scratch) {
+            Ok(()) => Flush::Batch {
                 seq,
                 events: count,
-                payload,
+                payload: self.scratch.as_slice().to_vec(),
             },
             Err(e) => {
                 // Only bounded strings and plain numbers: encoding cannot fail; if it ever
