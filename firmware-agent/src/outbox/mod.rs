@@ -14,12 +14,13 @@ mod drops;
 mod store;
 #[cfg(test)]
 mod tests;
+mod types;
 
 use std::sync::{Mutex, MutexGuard};
 
 pub use drops::{DropSource, Drops};
-pub use store::{Entry, Leaf, SpoolConfig, Undelivered};
 use store::{Next, Store};
+pub use types::{ENTRY_OVERHEAD, Entry, Leaf, SpoolConfig, Undelivered};
 
 /// Backlog messages sent per live message while both are waiting.
 pub const BACKLOG_PER_LIVE: u32 = 4;

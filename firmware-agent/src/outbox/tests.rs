@@ -21,7 +21,8 @@ fn ids(ob: &Outbox, n: usize) -> Vec<u64> {
 
 #[test]
 fn over_the_ram_cap_without_spool_the_oldest_events_are_dropped_and_counted() {
-    let ob = Outbox::new(1000, None).expect("outbox");
+    // 400-byte payloads cost 400 + ENTRY_OVERHEAD: two fit in 1200, a third does not.
+    let ob = Outbox::new(1200, None).expect("outbox");
     // 3 x 400 bytes: the third push drops the first (its 5 events).
     assert_eq!(ob.push(Leaf::Events, 5, payload(400, 0)), Some(0));
     assert_eq!(ob.push(Leaf::Events, 7, payload(400, 1)), Some(0));
@@ -36,7 +37,7 @@ fn over_the_ram_cap_without_spool_the_oldest_events_are_dropped_and_counted() {
 
 #[test]
 fn a_message_that_was_sent_is_never_dropped_by_a_cap() {
-    let ob = Outbox::new(1000, None).expect("outbox");
+    let ob = Outbox::new(1200, None).expect("outbox");
     ob.push(Leaf::Events, 1, payload(400, 0));
     assert_eq!(ids(&ob, 1), vec![0]);
     ob.push(Leaf::Events, 2, payload(400, 1));

@@ -121,7 +121,7 @@ impl Hub {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> (Value, usize) {
-        if let Some(i) = self.seen.iter().skip(from).position(|v| pred(v)) {
+        if let Some(i) = self.seen.iter().skip(from).position(&pred) {
             return (self.seen[from + i].clone(), from + i + 1);
         }
         let deadline = Instant::now() + WAIT;

@@ -2,74 +2,15 @@
 //! or in the spool), the RAM byte cap with spill-to-spool in large appends, the cap drops, and
 //! the two delivery cursors (backlog and live) that `rewind` resets on every connection.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use edge_spool::{Limits, Record, Spool, SpoolError};
+use edge_spool::{Spool, SpoolError};
 
 use super::drops::{DropSource, Drops};
+pub use super::types::*;
 
-/// Which topic a message goes to, under `<prefix>/<device>/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Leaf {
-    Events,
-    Metrics,
-}
-
-impl Leaf {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Events => "events",
-            Self::Metrics => "metrics",
-        }
-    }
-
-    /// The spool record's `kind` byte.
-    fn kind(self) -> u8 {
-        match self {
-            Self::Events => 0,
-            Self::Metrics => 1,
-        }
-    }
-
-    fn from_kind(kind: u8) -> Option<Self> {
-        match kind {
-            0 => Some(Self::Events),
-            1 => Some(Self::Metrics),
-            _ => None,
-        }
-    }
-}
-
-/// A message to send; it stays queued until acknowledged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub id: u64,
-    pub leaf: Leaf,
-    pub events: u32,
-    pub payload: Bytes,
-}
-
-/// Where the overflow goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpoolConfig {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
-}
-
-/// What was still unacknowledged when the agent gave up at exit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Undelivered {
-    pub messages: u64,
-    pub events: u64,
-    /// Of those, kept in the spool for the next start.
-    pub spooled_messages: u64,
-    /// Events counted as dropped (`shutdown`: no spool, or the spool failed).
-    pub dropped_events: u64,
-}
+mod spill;
 
 enum Place {
     Ram(Bytes),
@@ -136,74 +77,6 @@ impl Store {
         Ok(store)
     }
 
-    fn open_spool(&mut self, cfg: &SpoolConfig) -> Result<(), SpoolError> {
-        let segment_bytes = (cfg.max_bytes / 4).clamp(64 << 10, 4 << 20);
-        let limits = Limits {
-            max_bytes: cfg.max_bytes,
-            segment_bytes,
-        };
-        let (spool, recovered) = Spool::open(&cfg.dir, limits)?;
-        for region in &recovered.corrupt {
-            let events = region.events.unwrap_or(0);
-            log::warn!(
-                "spool: {} at offset {}: {} bytes failed their checksum (skipped; {})",
-                region.segment.display(),
-                region.offset,
-                region.bytes,
-                match region.events {
-                    Some(n) => format!("{n} events lost"),
-                    None =>
-                        "its header was unreadable, so how many events it held is unknown".into(),
-                }
-            );
-            self.drops.add(DropSource::SpoolCorrupt, u64::from(events));
-            self.drops.corrupt_regions += 1;
-        }
-        for meta in spool.metas() {
-            let Some(leaf) = Leaf::from_kind(meta.kind) else {
-                log::warn!(
-                    "spool: record {} has unknown kind {}; skipped",
-                    meta.id,
-                    meta.kind
-                );
-                self.drops.corrupt_regions += 1;
-                continue;
-            };
-            self.slots.insert(
-                meta.id,
-                Slot {
-                    leaf,
-                    events: meta.events,
-                    bytes: meta.bytes as usize,
-                    place: Place::Spool,
-                },
-            );
-        }
-        let unknown: Vec<u64> = spool
-            .metas()
-            .filter(|m| !self.slots.contains_key(&m.id))
-            .map(|m| m.id)
-            .collect();
-        let mut spool = spool;
-        for id in unknown {
-            spool.remove(id);
-        }
-        self.next_id = recovered.max_id.map_or(0, |m| m + 1);
-        self.ram_from = self.next_id;
-        self.live_from = self.next_id;
-        self.live_cursor = self.next_id;
-        log::info!(
-            "spool {}: cap {} B; {} messages ({} events, {} B) left by an earlier run will be sent first",
-            cfg.dir.display(),
-            cfg.max_bytes,
-            recovered.records,
-            recovered.events,
-            recovered.bytes
-        );
-        self.spool = Some(spool);
-        Ok(())
-    }
-
     pub fn push(&mut self, leaf: Leaf, events: u32, mut payload: Vec<u8>) -> Option<u64> {
         if self.closed {
             return None;
@@ -212,13 +85,14 @@ impl Store {
         payload.shrink_to_fit();
         let id = self.next_id;
         self.next_id += 1;
-        self.ram_bytes += payload.len();
+        let bytes = payload.len() + ENTRY_OVERHEAD;
+        self.ram_bytes += bytes;
         self.slots.insert(
             id,
             Slot {
                 leaf,
                 events,
-                bytes: payload.len(),
+                bytes,
                 place: Place::Ram(Bytes::from(payload)),
             },
         );
@@ -299,55 +173,6 @@ impl Store {
         ids
     }
 
-    /// Moves `ids` (oldest RAM messages, in order) to the spool in one append.
-    fn spill(&mut self, ids: &[u64]) -> Result<(), SpoolError> {
-        let Some(spool) = self.spool.as_mut() else {
-            return Ok(());
-        };
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<Record<'_>> = ids
-            .iter()
-            .filter_map(|id| {
-                let slot = self.slots.get(id)?;
-                let Place::Ram(payload) = &slot.place else {
-                    return None;
-                };
-                Some(Record {
-                    id: *id,
-                    kind: slot.leaf.kind(),
-                    events: slot.events,
-                    payload,
-                })
-            })
-            .collect();
-        let ever_handed = &self.ever_handed;
-        let dropped = spool.append(&records, |id| !ever_handed.contains(&id))?;
-        drop(records);
-        for id in ids {
-            if let Some(slot) = self.slots.get_mut(id) {
-                slot.place = Place::Spool;
-                self.ram_bytes -= slot.bytes;
-            }
-        }
-        if let Some(last) = ids.last() {
-            self.ram_from = self.ram_from.max(last + 1);
-        }
-        let (mut n, mut events) = (0, 0);
-        for meta in dropped {
-            if let Some(slot) = self.slots.remove(&meta.id) {
-                n += 1;
-                events += u64::from(slot.events);
-                self.count_drop(DropSource::Spool, slot.leaf, slot.events);
-            }
-        }
-        if n > 0 {
-            log::warn!("spool over its cap: dropped the {n} oldest messages ({events} events)");
-        }
-        Ok(())
-    }
-
     pub fn next(&mut self, backlog_per_live: u32) -> Next {
         loop {
             let backlog = self
@@ -400,10 +225,7 @@ impl Store {
         let payload = match &slot.place {
             Place::Ram(b) => b.clone(),
             Place::Spool => {
-                let read = match self.spool.as_mut() {
-                    Some(spool) => spool.read(id),
-                    None => return None,
-                };
+                let read = self.spool.as_mut()?.read(id);
                 match read {
                     Ok(rec) => Bytes::from(rec.payload),
                     Err(e) => {
@@ -450,38 +272,6 @@ impl Store {
         self.live_cursor = self.next_id;
         self.backlog_cursor = 0;
         self.since_live = 0;
-    }
-
-    pub fn abandon(&mut self) -> Undelivered {
-        let mut out = Undelivered {
-            messages: self.slots.len() as u64,
-            events: self.slots.values().map(|s| u64::from(s.events)).sum(),
-            ..Default::default()
-        };
-        // Nothing is in flight any more: whatever is left may be spooled or dropped.
-        self.handed.clear();
-        self.ever_handed.clear();
-        let in_ram = self.oldest_in_ram(usize::MAX);
-        if self.spool.is_some()
-            && let Err(e) = self.spill(&in_ram)
-        {
-            log::error!("spool: append at exit failed ({e})");
-        }
-        let ram: Vec<u64> = self
-            .slots
-            .range(self.ram_from..)
-            .filter(|(_, s)| matches!(s.place, Place::Ram(_)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ram {
-            if let Some(slot) = self.slots.remove(&id) {
-                self.ram_bytes -= slot.bytes;
-                out.dropped_events += u64::from(slot.events);
-                self.count_drop(DropSource::Shutdown, slot.leaf, slot.events);
-            }
-        }
-        out.spooled_messages = self.slots.len() as u64;
-        out
     }
 
     pub fn depth(&self) -> super::Depth {
