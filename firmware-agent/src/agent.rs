@@ -9,6 +9,7 @@ use aya::{
     maps::{Map, MapData, PerCpuArray, RingBuf},
 };
 use edge_wire::{Birth, ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, SCHEMA_VERSION, bounded};
+use firmware_agent_common::{COUNTERS_MAP, Ring};
 
 use crate::{
     batch::Stamped,
@@ -17,7 +18,7 @@ use crate::{
     metrics::Stats,
     outbox::{Outbox, SpoolConfig},
     pipeline::{BatchLoop, MetricsLoop, Origin, read_ring},
-    probes::{self, PROGRAMS},
+    probes::{self, PROBES},
     publish::{self, Closing, Ended, Topics},
     ringbuf::{RingPlan, choose_size},
     tracefs::Tracefs,
@@ -35,19 +36,29 @@ pub struct Loaded {
     pub probes: Vec<ProbeInfo>,
 }
 
-/// The ring buffers in the eBPF object: map name, and the config key of its requested size.
+/// The ring buffers whose records the generic readers publish as events (the others are read
+/// by the summarisers).
 const RINGS: [(&str, &str); 2] = [
-    ("WATCH_EVENTS", "ring_buffers.watch_events"),
-    ("PROC_EVENTS", "ring_buffers.proc_events"),
+    (Ring::Watch.map_name(), Ring::Watch.config_key()),
+    (Ring::Proc.map_name(), Ring::Proc.config_key()),
 ];
+const _: () = assert!(Ring::Watch.published() && Ring::Proc.published() && !Ring::Net.published());
+
+/// The requested size of `ring` (its `Ring::config_key`).
+pub fn ring_request(cfg: &Config, ring: Ring) -> u64 {
+    match ring {
+        Ring::Watch => cfg.ring_buffers.watch_events,
+        Ring::Proc => cfg.ring_buffers.proc_events,
+        Ring::Net => cfg.ring_buffers.net_events,
+    }
+}
 
 /// Plans each ring buffer's size from the config and the page size, logging the choice.
 pub fn plan_rings(cfg: &Config, page_size: u64) -> anyhow::Result<Vec<RingPlan>> {
-    let requests = [cfg.ring_buffers.watch_events, cfg.ring_buffers.proc_events];
-    RINGS
+    Ring::ALL
         .into_iter()
-        .zip(requests)
-        .map(|((map, key), requested)| {
+        .map(|ring| (ring.map_name(), ring.config_key(), ring_request(cfg, ring)))
+        .map(|(map, key, requested)| {
             let chosen = choose_size(requested, page_size)
                 .with_context(|| format!("config key `{key}`"))?;
             log::info!(
@@ -67,7 +78,7 @@ pub fn plan_rings(cfg: &Config, page_size: u64) -> anyhow::Result<Vec<RingPlan>>
 pub fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     let kernel = KernelInfo::read();
     log::info!(
-        "kernel {} on {}: page size {} B, BTF {} (not needed: probes are tracepoints with offsets from tracefs)",
+        "kernel {} on {}: page size {} B, BTF {} (tracepoint probes take offsets from tracefs; kernel-function probes use fentry/fexit with BTF, kprobes without)",
         kernel.release,
         kernel.arch,
         kernel.page_size,
@@ -82,10 +93,10 @@ pub fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     let tracefs = Tracefs::open_or_mount()?;
     log::info!("tracefs at {}", tracefs.root().display());
     let ring_plans = plan_rings(cfg, kernel.page_size)?;
-    let plan = probes::plan(&tracefs, &cfg.probes);
+    let plan = probes::plan(&tracefs, &cfg.probes, kernel.btf);
     let (ebpf, report) = probes::load_and_attach(plan, &ring_plans)
         .map_err(|e| anyhow::anyhow!("loading the eBPF object: {}", probes::error_chain(&e)))?;
-    let producing = PROGRAMS
+    let producing = PROBES
         .iter()
         .zip(&report)
         .filter(|(spec, info)| spec.produces_events && info.state == ProbeState::Attached)
@@ -211,10 +222,10 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         .map(|&(map, _)| Ok((map, take_ring(&mut ebpf, map)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let drops: Arc<PerCpuArray<MapData, u64>> = Arc::new(
-        ebpf.take_map("DROPS")
-            .context("DROPS map missing")?
+        ebpf.take_map(COUNTERS_MAP)
+            .context("COUNTERS map missing")?
             .try_into()
-            .context("DROPS map type")?,
+            .context("COUNTERS map type")?,
     );
     let stats = Arc::new(Stats::default());
 

@@ -131,11 +131,14 @@ impl Batcher {
 
 /// A cheap upper-ish estimate of an event's encoded size.
 fn estimate(ev: &Event) -> usize {
-    let task = 12 + ev.task().comm.len();
-    task + match ev {
-        Event::Bind(_) => 28,
-        Event::Exec(e) => 12 + e.filename.len(),
-        Event::Exit(_) => 12,
+    const TASK: usize = 12 + 16;
+    match ev {
+        Event::Bind(_) => TASK + 28,
+        Event::Exec(e) => TASK + 12 + e.filename.len(),
+        Event::Exit(_) => TASK + 12,
+        Event::OomKill(e) => 2 * TASK + 64 + e.cgroup.as_ref().map_or(0, |c| c.len()),
+        Event::Tcp(e) => 16 + e.flows.len() * (TASK + 64),
+        Event::Storage(e) => 16 + e.writers.len() * (TASK + 24) + e.disks.len() * 96,
     }
 }
 

@@ -3,8 +3,7 @@
 use edge_wire::{Bind, Comm, Event, Exec, Exit, ExitHow, PathStr, SockAddr, Task, bounded};
 use firmware_agent_common::{
     BindEvent, EventHeader, ExecEvent, ExitEvent, FLAG_ADDR_UNREADABLE, FLAG_EXIT_CODE,
-    FLAG_EXIT_SIGNAL, FLAG_PPID_KNOWN, FLAG_TRUNCATED, KIND_BIND, KIND_EXEC, KIND_EXIT,
-    SOCKADDR_LEN, read_record,
+    FLAG_EXIT_SIGNAL, FLAG_PPID_KNOWN, FLAG_TRUNCATED, Kind, SOCKADDR_LEN, read_record,
 };
 
 const AF_UNIX: u16 = 1;
@@ -17,6 +16,8 @@ pub enum DecodeError {
     Short { kind: u32, len: usize },
     #[error("unknown record kind {kind}")]
     UnknownKind { kind: u32 },
+    #[error("record kind {kind:?} is summarised, not published one by one")]
+    Summarised { kind: Kind },
 }
 
 /// Decodes one ring buffer record. `now_ns` is CLOCK_MONOTONIC at decode time (ages are
@@ -45,8 +46,11 @@ pub fn decode(
             lookup_ppid(header.tgid).unwrap_or(0)
         }
     };
-    let event = match header.kind {
-        KIND_BIND => {
+    let Some(kind) = Kind::from_u32(header.kind) else {
+        return Err(DecodeError::UnknownKind { kind: header.kind });
+    };
+    let event = match kind {
+        Kind::Bind => {
             let r: BindEvent = read_record(bytes).ok_or_else(short)?;
             let addr = if r.header.flags & FLAG_ADDR_UNREADABLE != 0 {
                 SockAddr::Unreadable
@@ -61,7 +65,7 @@ pub fn decode(
                 addr,
             })
         }
-        KIND_EXEC => {
+        Kind::Exec => {
             let r: ExecEvent = read_record(bytes).ok_or_else(short)?;
             let len = (r.filename_len as usize).min(r.filename.len());
             let (filename, cut) = text::<256>(&r.filename[..len]);
@@ -73,7 +77,7 @@ pub fn decode(
                 truncated: cut || r.header.flags & FLAG_TRUNCATED != 0,
             })
         }
-        KIND_EXIT => {
+        Kind::Exit => {
             let r: ExitEvent = read_record(bytes).ok_or_else(short)?;
             let how = if r.header.flags & FLAG_EXIT_SIGNAL != 0 {
                 ExitHow::Signal(r.signal)
@@ -95,19 +99,14 @@ pub fn decode(
                 how,
             })
         }
-        kind => return Err(DecodeError::UnknownKind { kind }),
+        Kind::OomKill | Kind::TcpClose => return Err(DecodeError::Summarised { kind }),
     };
     Ok((header.ts_ns, event))
 }
 
 /// Sets an event's age relative to the batch's monotonic clock.
 pub fn set_age(event: &mut Event, ts_ns: u64, batch_mono_ns: u64) {
-    let age = batch_mono_ns.saturating_sub(ts_ns) / 1000;
-    match event {
-        Event::Bind(e) => e.age_us = age,
-        Event::Exec(e) => e.age_us = age,
-        Event::Exit(e) => e.age_us = age,
-    }
+    event.set_age_us(batch_mono_ns.saturating_sub(ts_ns) / 1000);
 }
 
 fn comm(raw: &[u8]) -> Comm {
@@ -163,11 +162,11 @@ mod tests {
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
-    fn header(kind: u32, flags: u32) -> EventHeader {
+    fn header(kind: Kind, flags: u32) -> EventHeader {
         let mut comm = [0u8; COMM_LEN];
         comm[..5].copy_from_slice(b"nginx");
         EventHeader {
-            kind,
+            kind: kind as u32,
             flags,
             ts_ns: 5_000_000,
             pid: 101,
@@ -183,7 +182,7 @@ mod tests {
         addr[2..4].copy_from_slice(&8080u16.to_be_bytes());
         addr[4..8].copy_from_slice(&[127, 0, 0, 1]);
         let rec = BindEvent {
-            header: header(KIND_BIND, 0),
+            header: header(Kind::Bind, 0),
             ret: 0,
             fd: 3,
             addrlen: 16,
@@ -209,7 +208,7 @@ mod tests {
         addr[2..4].copy_from_slice(&443u16.to_be_bytes());
         addr[23] = 1;
         let rec = BindEvent {
-            header: header(KIND_BIND, 0),
+            header: header(Kind::Bind, 0),
             ret: -98,
             addrlen: 28,
             addr,
@@ -228,7 +227,7 @@ mod tests {
         addr[..2].copy_from_slice(&AF_UNIX.to_ne_bytes());
         addr[2..2 + path.len()].copy_from_slice(path);
         let rec = BindEvent {
-            header: header(KIND_BIND, 0),
+            header: header(Kind::Bind, 0),
             addrlen,
             addr,
             ..Default::default()
@@ -249,7 +248,7 @@ mod tests {
             }
         );
         let rec = BindEvent {
-            header: header(KIND_BIND, FLAG_ADDR_UNREADABLE),
+            header: header(Kind::Bind, FLAG_ADDR_UNREADABLE),
             ..Default::default()
         };
         let Event::Bind(b) = decode(&bytes(&rec), |_| None).expect("decode").1 else {
@@ -275,7 +274,7 @@ mod tests {
         let mut filename = [0u8; FILENAME_LEN];
         filename[..9].copy_from_slice(b"/bin/true");
         let rec = ExecEvent {
-            header: header(KIND_EXEC, 0),
+            header: header(Kind::Exec, 0),
             ppid: 0,
             filename_len: 9,
             filename,
@@ -291,7 +290,7 @@ mod tests {
             (1, "/bin/true", false)
         );
         let rec = ExecEvent {
-            header: header(KIND_EXEC, FLAG_PPID_KNOWN | FLAG_TRUNCATED),
+            header: header(Kind::Exec, FLAG_PPID_KNOWN | FLAG_TRUNCATED),
             ppid: 7,
             filename_len: 9,
             filename,
@@ -310,7 +309,7 @@ mod tests {
             (0, ExitHow::Unknown),
         ] {
             let rec = ExitEvent {
-                header: header(KIND_EXIT, flags),
+                header: header(Kind::Exit, flags),
                 exit_code: 3,
                 signal: 11,
                 ..Default::default()
@@ -325,21 +324,19 @@ mod tests {
     #[test]
     fn short_and_unknown_records_are_errors() {
         let rec = ExecEvent {
-            header: header(KIND_EXEC, 0),
+            header: header(Kind::Exec, 0),
             ..Default::default()
         };
         assert!(matches!(
             decode(&bytes(&rec)[..100], |_| None),
-            Err(DecodeError::Short {
-                kind: KIND_EXEC,
-                ..
-            })
+            Err(DecodeError::Short { kind: 2, .. })
         ));
         assert!(matches!(
             decode(&[0u8; 8], |_| None),
             Err(DecodeError::Short { .. })
         ));
-        let h = header(99, 0);
+        let mut h = header(Kind::Bind, 0);
+        h.kind = 99;
         assert_eq!(
             decode(&bytes(&h), |_| None).err(),
             Some(DecodeError::UnknownKind { kind: 99 })
@@ -349,7 +346,7 @@ mod tests {
     #[test]
     fn ages_are_relative_to_the_batch() {
         let rec = ExitEvent {
-            header: header(KIND_EXIT, 0),
+            header: header(Kind::Exit, 0),
             ..Default::default()
         };
         let (ts, mut ev) = decode(&bytes(&rec), |_| None).expect("decode");

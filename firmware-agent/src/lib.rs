@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod batch;
 pub mod config;
+pub mod counters;
 pub mod decode;
 pub mod kernel;
 pub mod metrics;

@@ -1,9 +1,17 @@
 //! The system sampler: CPU, memory, load, temperatures and uptime every `metrics.interval_s`,
 //! plus the agent's own counters, published on `<prefix>/<device>/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
-use edge_wire::{AgentStats, DropCount, Message, Metrics, Name, Temperature, bounded, encode};
+use edge_wire::{
+    AgentStats, DropCount, Message, Metrics, Name, ProbeErrors, Temperature, bounded, encode,
+};
 use sysinfo::{Components, System};
 
 /// Counters shared by the pipeline's tasks.
@@ -15,6 +23,30 @@ pub struct Stats {
     pub ring_drops: AtomicU64,
     /// Events in batches that could not be encoded.
     pub encoding_drops: AtomicU64,
+    /// Probe failures by program, as last read from the kernel, and when.
+    probe_errors: Mutex<(Option<Instant>, Vec<ProbeErrors>)>,
+}
+
+/// Reading every program's failure counters takes one syscall per counter: at most this often.
+const PROBE_ERRORS_EVERY: Duration = Duration::from_secs(1);
+
+impl Stats {
+    /// Re-reads the probe failure counters with `read` if the last reading is stale.
+    pub fn refresh_probe_errors(&self, read: impl FnOnce() -> Vec<ProbeErrors>) {
+        let Ok(mut last) = self.probe_errors.lock() else {
+            return;
+        };
+        if last.0.is_none_or(|t| t.elapsed() >= PROBE_ERRORS_EVERY) {
+            *last = (Some(Instant::now()), read());
+        }
+    }
+
+    pub fn probe_errors(&self) -> Vec<ProbeErrors> {
+        self.probe_errors
+            .lock()
+            .map(|l| l.1.clone())
+            .unwrap_or_default()
+    }
 }
 
 pub struct Sampler {
@@ -87,6 +119,7 @@ impl Sampler {
                 spool_written_bytes: depth.spool_written_bytes,
                 spool_appends: depth.spool_appends,
                 metrics_dropped,
+                probe_errors: stats.probe_errors(),
             },
         }
     }

@@ -9,7 +9,6 @@ use std::{
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use edge_wire::{DropCount, bounded};
-use firmware_agent_common::{DROP_BIND, DROP_EXEC, DROP_EXIT};
 use futures_lite::future;
 
 use crate::{
@@ -58,12 +57,8 @@ pub fn drop_totals(
     outbox: &Outbox,
     stats: &Stats,
 ) -> Vec<(&'static str, u64)> {
-    let sum = |slot: u32| drops.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0);
-    let mut totals = vec![
-        ("ring:bind", sum(DROP_BIND)),
-        ("ring:exec", sum(DROP_EXEC)),
-        ("ring:exit", sum(DROP_EXIT)),
-    ];
+    let mut totals = crate::counters::ring_drops(drops);
+    stats.refresh_probe_errors(|| crate::counters::probe_errors(drops));
     let ring: u64 = totals.iter().map(|(_, n)| n).sum();
     stats.ring_drops.store(ring, Ordering::Relaxed);
     totals.extend(outbox.drops().by_source());

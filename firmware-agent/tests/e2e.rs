@@ -319,7 +319,7 @@ fn with_no_event_probe_able_to_run_the_agent_exits_non_zero_with_the_reasons() {
     let cfg = write_config(
         dir.path(),
         "agent.toml",
-        "[probes]\ndisabled = [\"exit\"]\n[probes.tracepoints]\nexec = \"sched:gone\"\nbind_exit = \"syscalls:gone_too\"\n",
+        "[probes]\ndisabled = [\"exit\", \"oom\", \"tcp\", \"storage\"]\n[probes.tracepoints]\nexec = \"sched:gone\"\nbind_exit = \"syscalls:gone_too\"\n",
     );
     let out = Command::new(agent_bin())
         .arg("--config")

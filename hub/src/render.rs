@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use edge_wire::{Birth, Event, EventBatch, ExitHow, Message, Metrics, ProbeState, SockAddr};
+use edge_wire::{
+    AttachMethod, Birth, Event, EventBatch, ExitHow, Message, Metrics, ProbeState, SockAddr,
+};
 use serde_json::{Value, json};
 
 use crate::{Gap, Outcome, escape};
@@ -72,10 +74,16 @@ fn birth_line(b: &Birth) -> String {
     }
     s.push_str("; probes");
     for p in &b.probes {
+        // Tracepoints are the rule; other methods are named.
+        let how = match p.method {
+            AttachMethod::Tracepoint => "",
+            AttachMethod::Fentry => "[fentry]",
+            AttachMethod::Kprobe => "[kprobe]",
+        };
         let _ = match &p.state {
-            ProbeState::Attached => write!(s, " {}=ok", p.name),
+            ProbeState::Attached => write!(s, " {}=ok{how}", p.name),
             ProbeState::Disabled => write!(s, " {}=disabled", p.name),
-            ProbeState::Skipped { reason } => write!(s, " {}=SKIPPED({reason})", p.name),
+            ProbeState::Skipped { reason } => write!(s, " {}=SKIPPED{how}({reason})", p.name),
         };
     }
     s
@@ -105,6 +113,13 @@ fn metrics_line(device: &str, m: &Metrics) -> String {
     for d in &a.drops {
         let _ = write!(s, " {}={}", d.source, d.count);
     }
+    for e in &a.probe_errors {
+        let _ = write!(
+            s,
+            "; probe {} failed: helper {} map-full {} ring-full {}",
+            e.program, e.helper, e.map_full, e.ring_full
+        );
+    }
     if a.metrics_dropped > 0 {
         let _ = write!(s, "; metrics dropped {}", a.metrics_dropped);
     }
@@ -118,7 +133,14 @@ fn batch_lines(b: &EventBatch) -> Vec<String> {
         .map(|d| format!("{} DROPS {}: {}", b.device, d.source, d.count))
         .collect();
     for ev in &b.events {
-        let t = ev.task();
+        let Some(t) = ev.task() else {
+            match ev {
+                Event::Tcp(e) => lines.extend(signals::tcp_lines(&b.device, e)),
+                Event::Storage(e) => lines.extend(signals::storage_lines(&b.device, e)),
+                _ => {}
+            }
+            continue;
+        };
         let who = format!("{} [{}] {}", b.device, t.tgid, t.comm);
         lines.push(match ev {
             Event::Bind(e) => format!(
@@ -146,6 +168,8 @@ fn batch_lines(b: &EventBatch) -> Vec<String> {
                 },
                 e.ppid
             ),
+            Event::OomKill(e) => signals::oom_line(&b.device, e),
+            Event::Tcp(_) | Event::Storage(_) => continue,
         });
     }
     lines
@@ -230,5 +254,6 @@ pub fn message_json(device: &str, m: &Message) -> Value {
     json!({"type": kind, "device": device, "body": body.unwrap_or(Value::Null)})
 }
 
+mod signals;
 #[cfg(test)]
 mod tests;

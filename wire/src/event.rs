@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use crate::{Comm, Name, PathStr};
+use crate::{Comm, Name, OomKill, PathStr, StorageSummary, TcpSummary};
 
 /// Kernel events grouped by size or time, as published on `events`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,7 +26,7 @@ pub struct EventBatch {
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DropCount {
-    /// Where the records were lost: `ring:<probe>` (a full kernel ring buffer), `queue` (the
+    /// Where the records were lost: `ring:<kind>` (a full kernel ring buffer), `queue` (the
     /// RAM queue over its cap with no spool to take the overflow), `spool` (the spool over its
     /// cap), `spool:corrupt` (a spooled record that failed its checksum), `encoding` (a batch
     /// that could not be encoded), `shutdown` (undelivered at exit with no spool).
@@ -52,23 +52,46 @@ pub enum Event {
     Bind(Bind),
     Exec(Exec),
     Exit(Exit),
+    OomKill(OomKill),
+    /// TCP flows over one interval.
+    Tcp(TcpSummary),
+    /// Page-cache writers and block I/O over one interval.
+    Storage(StorageSummary),
 }
 
 impl Event {
-    pub fn task(&self) -> &Task {
+    /// The task the event is about; summaries are about many (none here).
+    pub fn task(&self) -> Option<&Task> {
         match self {
-            Self::Bind(e) => &e.task,
-            Self::Exec(e) => &e.task,
-            Self::Exit(e) => &e.task,
+            Self::Bind(e) => Some(&e.task),
+            Self::Exec(e) => Some(&e.task),
+            Self::Exit(e) => Some(&e.task),
+            Self::OomKill(e) => Some(&e.task),
+            Self::Tcp(_) | Self::Storage(_) => None,
         }
     }
 
-    /// Microseconds between the event and the batch's `mono_ns`.
+    /// Microseconds between the event (a summary's end) and the batch's `mono_ns`.
     pub fn age_us(&self) -> u64 {
         match self {
             Self::Bind(e) => e.age_us,
             Self::Exec(e) => e.age_us,
             Self::Exit(e) => e.age_us,
+            Self::OomKill(e) => e.age_us,
+            Self::Tcp(e) => e.age_us,
+            Self::Storage(e) => e.age_us,
+        }
+    }
+
+    /// Sets `age_us`.
+    pub fn set_age_us(&mut self, age_us: u64) {
+        match self {
+            Self::Bind(e) => e.age_us = age_us,
+            Self::Exec(e) => e.age_us = age_us,
+            Self::Exit(e) => e.age_us = age_us,
+            Self::OomKill(e) => e.age_us = age_us,
+            Self::Tcp(e) => e.age_us = age_us,
+            Self::Storage(e) => e.age_us = age_us,
         }
     }
 }

@@ -9,10 +9,12 @@ extern crate alloc;
 
 mod codec;
 mod event;
+mod signals;
 mod status;
 
 pub use codec::{DecodeError, decode, encode, encode_into};
 pub use event::*;
+pub use signals::*;
 pub use status::*;
 
 /// The schema version this build writes and accepts. Bump it on any incompatible change.

@@ -49,13 +49,25 @@ pub struct RingBufferInfo {
     pub chosen: u64,
 }
 
-/// One probe program and what became of it.
+/// One probe and what became of it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProbeInfo {
     pub name: Name,
-    /// `category:name` of the tracepoint it attaches to.
+    /// Where it attaches: `category:name` of a tracepoint, or a kernel function's name.
     pub tracepoint: Name,
     pub state: ProbeState,
+    /// How it attaches (or would have, when disabled or skipped).
+    pub method: AttachMethod,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AttachMethod {
+    /// A tracepoint, its fields at offsets read from tracefs (no BTF needed).
+    Tracepoint,
+    /// fentry/fexit on a kernel function (needs BTF).
+    Fentry,
+    /// kprobe/kretprobe on a kernel function (needs kprobes, not BTF).
+    Kprobe,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -129,4 +141,20 @@ pub struct AgentStats {
     pub spool_appends: u64,
     /// Metrics samples dropped because the queue was full.
     pub metrics_dropped: u64,
+    /// Probe programs that failed at least once since start, with the count by reason.
+    pub probe_errors: Vec<ProbeErrors>,
+}
+
+/// One probe program's failures since the agent started (a failed hit loses what the probe
+/// would have recorded; ring-full failures are also counted as `ring:<kind>` drops).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeErrors {
+    /// The BPF program's name (e.g. `exec`, `tcp_sendmsg_fexit`).
+    pub program: Name,
+    /// A helper failed: unreadable field or memory, a map update refused.
+    pub helper: u64,
+    /// A hash map had no room for a new entry.
+    pub map_full: u64,
+    /// The ring buffer had no room for the record.
+    pub ring_full: u64,
 }

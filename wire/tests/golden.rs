@@ -37,6 +37,7 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                         name: bounded("exec"),
                         tracepoint: bounded("sched:sched_process_exec"),
                         state: ProbeState::Attached,
+                        method: AttachMethod::Tracepoint,
                     },
                     ProbeInfo {
                         name: bounded("bind_exit"),
@@ -44,6 +45,13 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                         state: ProbeState::Skipped {
                             reason: bounded("not found"),
                         },
+                        method: AttachMethod::Tracepoint,
+                    },
+                    ProbeInfo {
+                        name: bounded("tcp_send"),
+                        tracepoint: bounded("tcp_sendmsg"),
+                        state: ProbeState::Attached,
+                        method: AttachMethod::Kprobe,
                     },
                 ],
                 queue: QueueInfo {
@@ -102,6 +110,90 @@ pub fn samples() -> Vec<(&'static str, Message)> {
             }),
         ),
         (
+            "signals",
+            Message::Events(EventBatch {
+                device: bounded("pi5-0042"),
+                boot_id: bounded("b1"),
+                run_id: 0x0123_4567_89ab_cdef,
+                seq: 8,
+                unix_ms: 1_764_000_010_000,
+                mono_ns: 15_000_000_000,
+                drops: vec![],
+                events: vec![
+                    Event::OomKill(OomKill {
+                        age_us: 20,
+                        task: Task {
+                            pid: 4300,
+                            tgid: 4300,
+                            comm: bounded("python3"),
+                        },
+                        killed_by: None,
+                        memory: Some(OomMemory {
+                            total_vm_kib: 43292,
+                            anon_rss_kib: 32512,
+                            file_rss_kib: 6596,
+                            shmem_rss_kib: 0,
+                            pgtables_kib: 128,
+                            uid: 1000,
+                            oom_score_adj: 0,
+                        }),
+                        cgroup: Some(bounded("/system.slice/app.service")),
+                    }),
+                    Event::Tcp(TcpSummary {
+                        age_us: 5,
+                        interval_ms: 10_000,
+                        flows: vec![TcpFlow {
+                            task: task(),
+                            direction: Direction::Inbound,
+                            peer: IpAddr::V4([192, 168, 1, 20]),
+                            port: 8080,
+                            counts: TcpCounts {
+                                opened: 2,
+                                closed: 1,
+                                failed: 0,
+                                bytes_sent: 150_000,
+                                bytes_received: 900,
+                                retransmits: 1,
+                                closed_ms_total: 40,
+                                closed_ms_max: 40,
+                            },
+                        }],
+                        rest: Some(TcpRest {
+                            flows: 3,
+                            counts: TcpCounts {
+                                opened: 3,
+                                bytes_sent: 100,
+                                ..Default::default()
+                            },
+                        }),
+                    }),
+                    Event::Storage(StorageSummary {
+                        age_us: 5,
+                        interval_ms: 10_000,
+                        writers: vec![Writer {
+                            task: task(),
+                            device: bounded("mmcblk0p2"),
+                            bytes: 1_048_576,
+                        }],
+                        rest_writers: 0,
+                        rest_bytes: 0,
+                        disks: vec![DiskIo {
+                            disk: bounded("mmcblk0"),
+                            reads: 0,
+                            read_bytes: 0,
+                            writes: 9,
+                            write_bytes: 1_069_056,
+                            others: 1,
+                            latency: Log2Hist {
+                                first: 9,
+                                counts: vec![2, 0, 7, 1],
+                            },
+                        }],
+                    }),
+                ],
+            }),
+        ),
+        (
             "metrics",
             Message::Metrics(Metrics {
                 device: bounded("pi5-0042"),
@@ -136,6 +228,12 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                     spool_written_bytes: 0,
                     spool_appends: 0,
                     metrics_dropped: 1,
+                    probe_errors: vec![ProbeErrors {
+                        program: bounded("exec"),
+                        helper: 1,
+                        map_full: 0,
+                        ring_full: 3,
+                    }],
                 },
             }),
         ),
@@ -145,7 +243,7 @@ pub fn samples() -> Vec<(&'static str, Message)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "online",
-        "0200087069352d3030343202623101ef9bafcdf8acd1910180d0dfb4ab3305302e312e30020f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010204657865631873636865643a73636865645f70726f636573735f65786563000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e6480801000",
+        "0200087069352d3030343202623101ef9bafcdf8acd1910180d0dfb4ab3305302e312e30020f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010304657865631873636865643a73636865645f70726f636573735f6578656300000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e6400087463705f73656e640b7463705f73656e646d7367000280801000",
     ),
     ("offline", "0201087069352d303034320262310101"),
     (
@@ -153,8 +251,12 @@ const GOLDEN: &[(&str, &str)] = &[
         "0202087069352d30303432026231ef9bafcdf8acd1910107c8d1dfb4ab3380e497d012010972696e673a65786563030300960193219221056e67696e780c000000000000903f015a93219221056e67696e78010f2f7573722f7362696e2f6e67696e7800020a93219221056e67696e7801010b",
     ),
     (
+        "signals",
+        "0202087069352d30303432026231ef9bafcdf8acd1910108909ee0b4ab3380acc7f03700030314cc21cc2107707974686f6e3300019cd20280fe01c433008001e8070001192f73797374656d2e736c6963652f6170702e736572766963650405904e0193219221056e67696e780100c0a80114903f020100f093098407012828010303000064000000000505904e0193219221056e67696e78096d6d63626c6b307032808040000001076d6d63626c6b3000000980a04101090402000701",
+    ),
+    (
         "metrics",
-        "0203087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e6408020972696e673a65786563030571756575650c02ac0200000001",
+        "0203087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e6408020972696e673a65786563030571756575650c02ac0200000001010465786563010003",
     ),
 ];
 

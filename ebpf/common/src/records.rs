@@ -1,4 +1,7 @@
-//! Kernel event records: one header shared by all, then one body per event kind.
+//! Kernel event records: one header shared by all, then one body per event kind, and the
+//! values the lifecycle and bind probes keep in maps between hooks.
+
+use crate::{Kind, Record};
 
 /// Length of a task's `comm`, as in the kernel's TASK_COMM_LEN.
 pub const COMM_LEN: usize = 16;
@@ -7,13 +10,6 @@ pub const FILENAME_LEN: usize = 256;
 /// Bytes of the `struct sockaddr` copied from the bind() caller: a whole `sockaddr_un` (110),
 /// rounded up to keep records 8-byte aligned; `sockaddr_in6` needs 28.
 pub const SOCKADDR_LEN: usize = 112;
-
-/// `EventHeader::kind` of a [`BindEvent`].
-pub const KIND_BIND: u32 = 1;
-/// `EventHeader::kind` of an [`ExecEvent`].
-pub const KIND_EXEC: u32 = 2;
-/// `EventHeader::kind` of an [`ExitEvent`].
-pub const KIND_EXIT: u32 = 3;
 
 /// Header flag: a string field was cut to fit its buffer.
 pub const FLAG_TRUNCATED: u32 = 1 << 0;
@@ -26,21 +22,12 @@ pub const FLAG_EXIT_SIGNAL: u32 = 1 << 3;
 /// Header flag: the parent was recorded at fork by the probe (else user space looks it up).
 pub const FLAG_PPID_KNOWN: u32 = 1 << 4;
 
-/// Indexes of the per-CPU `DROPS` counters: one per probe that writes a ring buffer.
-pub const DROP_BIND: u32 = 0;
-/// See [`DROP_BIND`].
-pub const DROP_EXEC: u32 = 1;
-/// See [`DROP_BIND`].
-pub const DROP_EXIT: u32 = 2;
-/// Number of drop counters.
-pub const DROP_SLOTS: u32 = 3;
-
 /// Starts every record, so a reader can dispatch on `kind` before knowing the body.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct EventHeader {
-    /// One of the `KIND_*` constants.
+    /// A [`Kind`], as its `u32` (any bit pattern must be a valid header).
     pub kind: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
@@ -146,6 +133,16 @@ impl Default for BindEvent {
     }
 }
 
+impl Record for BindEvent {
+    const KIND: Kind = Kind::Bind;
+}
+impl Record for ExecEvent {
+    const KIND: Kind = Kind::Exec;
+}
+impl Record for ExitEvent {
+    const KIND: Kind = Kind::Exit;
+}
+
 // Layout is a contract with the BPF side: any change here must be deliberate.
 const _: () = {
     assert!(core::mem::size_of::<EventHeader>() == 40);
@@ -154,4 +151,8 @@ const _: () = {
     assert!(core::mem::size_of::<ExitEvent>() == 56);
     assert!(core::mem::size_of::<ExitInfo>() == 16);
     assert!(core::mem::size_of::<PendingBind>() == 128);
+    // Every record starts with its header (the probes fill it through a header pointer).
+    assert!(core::mem::offset_of!(BindEvent, header) == 0);
+    assert!(core::mem::offset_of!(ExecEvent, header) == 0);
+    assert!(core::mem::offset_of!(ExitEvent, header) == 0);
 };

@@ -1,13 +1,26 @@
 //! User-space extras: aya `Pod` impls and serde helpers.
 
-use crate::{BindEvent, EventHeader, ExecEvent, ExitEvent, TracepointOffsets};
+use crate::{
+    BindEvent, BlockKey, BlockStart, DiskStats, EventHeader, ExecEvent, ExitEvent, OomKillEvent,
+    SockInfo, SockOwner, TcpCloseEvent, TracepointOffsets, WriteKey, WriteStat,
+};
 
-// SAFETY: all are `#[repr(C)]`, made only of integers and integer arrays, with no padding
-// (checked by the size assertions in `records`), so every bit pattern is valid.
+// SAFETY: all are `#[repr(C)]`, made only of integers and integer arrays (`Field<T>` is a
+// transparent `u32`), with no padding (checked by the size assertions in `records` and
+// `signals`), so every bit pattern is valid.
 unsafe impl aya::Pod for EventHeader {}
 unsafe impl aya::Pod for BindEvent {}
 unsafe impl aya::Pod for ExecEvent {}
 unsafe impl aya::Pod for ExitEvent {}
+unsafe impl aya::Pod for OomKillEvent {}
+unsafe impl aya::Pod for SockInfo {}
+unsafe impl aya::Pod for TcpCloseEvent {}
+unsafe impl aya::Pod for SockOwner {}
+unsafe impl aya::Pod for WriteKey {}
+unsafe impl aya::Pod for WriteStat {}
+unsafe impl aya::Pod for BlockKey {}
+unsafe impl aya::Pod for BlockStart {}
+unsafe impl aya::Pod for DiskStats {}
 unsafe impl aya::Pod for TracepointOffsets {}
 
 /// Reads a record of type `T` from the front of a ring buffer item, if it is long enough.
@@ -50,11 +63,11 @@ mod tests {
     use super::*;
     use crate::*;
 
-    fn header(kind: u32) -> EventHeader {
+    fn header(kind: Kind) -> EventHeader {
         let mut comm = [0u8; COMM_LEN];
         comm[..4].copy_from_slice(b"curl");
         EventHeader {
-            kind,
+            kind: kind as u32,
             flags: FLAG_TRUNCATED,
             ts_ns: 123_456_789,
             pid: 42,
@@ -89,7 +102,7 @@ mod tests {
         let mut addr = [0u8; SOCKADDR_LEN];
         addr[..8].copy_from_slice(&[2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
         round_trip(BindEvent {
-            header: header(KIND_BIND),
+            header: header(Kind::Bind),
             ret: -98,
             fd: 3,
             addrlen: 16,
@@ -99,23 +112,56 @@ mod tests {
         let mut filename = [0u8; FILENAME_LEN];
         filename[..9].copy_from_slice(b"/bin/true");
         round_trip(ExecEvent {
-            header: header(KIND_EXEC),
+            header: header(Kind::Exec),
             ppid: 7,
             filename_len: 9,
             filename,
         });
         round_trip(ExitEvent {
-            header: header(KIND_EXIT),
+            header: header(Kind::Exit),
             ppid: 7,
             exit_code: 3,
             signal: 11,
             _pad: 0,
         });
+        let mut victim_comm = [0u8; COMM_LEN];
+        victim_comm[..7].copy_from_slice(b"python3");
+        round_trip(OomKillEvent {
+            header: header(Kind::OomKill),
+            victim_pid: 41,
+            uid: 1000,
+            total_vm_kib: 43292,
+            anon_rss_kib: 32512,
+            file_rss_kib: 6596,
+            shmem_rss_kib: 0,
+            pgtables_kib: 128,
+            cgroup_id: 5612,
+            oom_score_adj: -500,
+            _pad: 0,
+            victim_comm,
+        });
+        round_trip(TcpCloseEvent {
+            header: header(Kind::TcpClose),
+            sk: 0xffff_8880_1234_5678,
+            sock: SockInfo {
+                start_ns: 1,
+                bytes_sent: 2,
+                bytes_received: 3,
+                tgid: 41,
+                retransmits: 4,
+                flags: SOCK_OUTBOUND | SOCK_ESTABLISHED,
+                family: 2,
+                local_port: 40000,
+                remote_port: 443,
+                local_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                ..Default::default()
+            },
+        });
         round_trip(TracepointOffsets {
-            bind_fd: 16,
-            bind_addr: 24,
-            bind_addrlen: 32,
-            bind_ret: 16,
+            bind_fd: Field::at(16),
+            bind_addr: Field::at(24),
+            bind_addrlen: Field::at(32),
+            bind_ret: Field::at(16),
             ..Default::default()
         });
     }
@@ -123,18 +169,18 @@ mod tests {
     #[test]
     fn header_is_first_in_every_record() {
         let b = BindEvent {
-            header: header(KIND_BIND),
+            header: header(Kind::Bind),
             ..Default::default()
         };
         let h: EventHeader = read_record(as_bytes(&b)).expect("header");
-        assert_eq!(h.kind, KIND_BIND);
+        assert_eq!(Kind::from_u32(h.kind), Some(Kind::Bind));
         let e = ExecEvent {
-            header: header(KIND_EXEC),
+            header: header(Kind::Exec),
             ..Default::default()
         };
         assert_eq!(
             read_record::<EventHeader>(as_bytes(&e)).map(|h| h.kind),
-            Some(KIND_EXEC)
+            Some(Kind::Exec as u32)
         );
     }
 }

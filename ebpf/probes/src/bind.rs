@@ -1,34 +1,29 @@
 //! Listening-socket watch: bind() via syscalls:sys_enter_bind / sys_exit_bind.
 //! Entry copies the caller's sockaddr (user memory is only safely readable there); exit adds
-//! the result and writes one `BindEvent` to `WATCH_EVENTS`.
+//! the result and writes one `BindEvent` to its ring.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_buf},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use firmware_agent_common::{
-    BindEvent, DROP_BIND, FLAG_ADDR_UNREADABLE, KIND_BIND, PendingBind, SOCKADDR_LEN,
-};
+use firmware_agent_common::{BindEvent, FLAG_ADDR_UNREADABLE, PendingBind, Program, SOCKADDR_LEN};
 
 use crate::{
-    ProbeError, ProbeResult,
-    maps::{PENDING_BIND, WATCH_EVENTS, count_drop, fill_header, offsets},
+    ProbeError, ProbeResult, finish,
+    maps::{PENDING_BIND, fill_header, offsets, read, reserve},
 };
 
 #[tracepoint]
 pub fn bind_enter(ctx: TracePointContext) -> u32 {
-    let _ = try_bind_enter(&ctx);
-    0
+    finish(Program::BindEnter, try_bind_enter(&ctx))
 }
 
 fn try_bind_enter(ctx: &TracePointContext) -> ProbeResult {
     let off = offsets();
-    // Syscall tracepoint args are stored as 64-bit words.
-    // SAFETY: offsets come from this tracepoint's format file.
-    let fd: u64 = unsafe { ctx.read_at(off.bind_fd as usize)? };
-    let uaddr: u64 = unsafe { ctx.read_at(off.bind_addr as usize)? };
-    let addrlen: u64 = unsafe { ctx.read_at(off.bind_addrlen as usize)? };
+    let fd = read(ctx, off.bind_fd)?;
+    let uaddr = read(ctx, off.bind_addr)?;
+    let addrlen = read(ctx, off.bind_addrlen)?;
     let mut pending = PendingBind {
         fd: fd as i32,
         addrlen: addrlen as u32,
@@ -57,8 +52,7 @@ fn try_bind_enter(ctx: &TracePointContext) -> ProbeResult {
 
 #[tracepoint]
 pub fn bind_exit(ctx: TracePointContext) -> u32 {
-    let _ = try_bind_exit(&ctx);
-    0
+    finish(Program::BindExit, try_bind_exit(&ctx))
 }
 
 fn try_bind_exit(ctx: &TracePointContext) -> ProbeResult {
@@ -69,16 +63,12 @@ fn try_bind_exit(ctx: &TracePointContext) -> ProbeResult {
         None => return Err(ProbeError::Ignored),
     };
     let _ = PENDING_BIND.remove(&key);
-    // SAFETY: offset from this tracepoint's format file.
-    let ret: i64 = unsafe { ctx.read_at(offsets().bind_ret as usize)? };
-    let Some(mut entry) = WATCH_EVENTS.reserve::<BindEvent>(0) else {
-        count_drop(DROP_BIND);
-        return Err(ProbeError::Full);
-    };
+    let ret = read(ctx, offsets().bind_ret)?;
+    let mut entry = reserve::<BindEvent>()?;
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points at a reserved, exclusively owned record of the right size.
     unsafe {
-        fill_header(&mut (*ev).header, KIND_BIND, pending.flags);
+        fill_header(ev, pending.flags);
         (*ev).ret = ret as i32;
         (*ev).fd = pending.fd;
         (*ev).addrlen = pending.addrlen;

@@ -1,7 +1,8 @@
 //! Process lifecycle: exec (sched:sched_process_exec), exit (sched:sched_process_exit) and the
 //! hooks that tell how an exit happened without BTF: exit_group()'s code
 //! (syscalls:sys_enter_exit_group), the fatal signal (signal:signal_deliver), and the parent
-//! recorded at fork (sched:sched_process_fork).
+//! recorded when a process (not a thread) is created (task:task_newtask, which carries the
+//! clone flags).
 
 use aya_ebpf::{
     EbpfContext,
@@ -10,24 +11,37 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use firmware_agent_common::{
-    DROP_EXEC, DROP_EXIT, ExecEvent, ExitEvent, ExitInfo, FILENAME_LEN, FLAG_EXIT_CODE,
-    FLAG_EXIT_SIGNAL, FLAG_PPID_KNOWN, FLAG_TRUNCATED, KIND_EXEC, KIND_EXIT,
+    ExecEvent, ExitEvent, ExitInfo, FILENAME_LEN, FLAG_EXIT_CODE, FLAG_EXIT_SIGNAL,
+    FLAG_PPID_KNOWN, FLAG_TRUNCATED, Program,
 };
 
 use crate::{
-    ProbeError, ProbeResult,
-    maps::{EXITING, PARENTS, PROC_EVENTS, count_drop, fill_header, offsets},
+    ProbeError, ProbeResult, finish,
+    maps::{EXITING, PARENTS, current_tgid, fill_header, offsets, read, reserve},
 };
 
-/// Signals whose default action does not end the process: CHLD, CONT, STOP, TSTP, TTIN, TTOU,
-/// URG, WINCH. Every other signal delivered with the default handler is fatal.
-const NON_FATAL_DEFAULT: u64 =
-    (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20) | (1 << 21) | (1 << 22) | (1 << 23) | (1 << 28);
-const SIG_DFL: u64 = 0;
-
-fn current_tgid() -> u32 {
-    (bpf_get_current_pid_tgid() >> 32) as u32
+/// Bit `sig - 1` for signal `sig` (1..=64), so all 64 signals fit in a `u64`.
+const fn sig_bit(sig: u32) -> u64 {
+    1 << (sig - 1)
 }
+
+/// Signals whose default action does not end the process: CHLD, CONT, STOP, TSTP, TTIN, TTOU,
+/// URG, WINCH. Every other signal delivered with the default handler is fatal, real-time
+/// signals 32..=64 included.
+const NON_FATAL_DEFAULT: u64 = sig_bit(17)
+    | sig_bit(18)
+    | sig_bit(19)
+    | sig_bit(20)
+    | sig_bit(21)
+    | sig_bit(22)
+    | sig_bit(23)
+    | sig_bit(28);
+/// The highest signal number (`_NSIG`).
+const MAX_SIGNAL: i32 = 64;
+const SIG_DFL: u64 = 0;
+/// clone(2) flags that matter to the parent map.
+const CLONE_THREAD: u64 = 0x0001_0000;
+const CLONE_PARENT: u64 = 0x0000_8000;
 
 fn is_leader() -> bool {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -44,32 +58,42 @@ fn parent_of(tgid: u32) -> (u32, u32) {
 
 #[tracepoint]
 pub fn fork(ctx: TracePointContext) -> u32 {
-    let _ = try_fork(&ctx);
-    0
+    finish(Program::Fork, try_fork(&ctx))
 }
 
 fn try_fork(ctx: &TracePointContext) -> ProbeResult {
-    // SAFETY: offset from this tracepoint's format file.
-    let child: i32 = unsafe { ctx.read_at(offsets().fork_child_pid as usize)? };
-    // The tracepoint fires in the parent: its tgid is the child's parent process.
-    PARENTS.insert(&(child as u32), &current_tgid(), 0)?;
+    let off = offsets();
+    let flags = read(ctx, off.fork_clone_flags)?;
+    // A new thread is not a new process: its id would never be removed at exit (only thread
+    // group leaders are), and would evict real parents from the LRU map.
+    if flags & CLONE_THREAD != 0 {
+        return Err(ProbeError::Ignored);
+    }
+    let child = read(ctx, off.fork_pid)?;
+    // The tracepoint fires in the creating task. With CLONE_PARENT the child's parent is the
+    // creator's parent, if we know it; else user space looks it up in /proc.
+    let parent = if flags & CLONE_PARENT != 0 {
+        match PARENTS.get_ptr(&current_tgid()) {
+            // SAFETY: map value pointer valid during this program run.
+            Some(p) => unsafe { *p },
+            None => return Err(ProbeError::Ignored),
+        }
+    } else {
+        current_tgid()
+    };
+    PARENTS.insert(&(child as u32), &parent, 0)?;
     Ok(())
 }
 
 #[tracepoint]
 pub fn exec(ctx: TracePointContext) -> u32 {
-    let _ = try_exec(&ctx);
-    0
+    finish(Program::Exec, try_exec(&ctx))
 }
 
 fn try_exec(ctx: &TracePointContext) -> ProbeResult {
-    // SAFETY: offset from this tracepoint's format file.
-    let loc: u32 = unsafe { ctx.read_at(offsets().exec_filename as usize)? };
+    let loc = read(ctx, offsets().exec_filename)?;
     let (ppid, flags) = parent_of(current_tgid());
-    let Some(mut entry) = PROC_EVENTS.reserve::<ExecEvent>(0) else {
-        count_drop(DROP_EXEC);
-        return Err(ProbeError::Full);
-    };
+    let mut entry = reserve::<ExecEvent>()?;
     let ev = entry.as_mut_ptr();
     // `__data_loc`: low 16 bits are the offset of the string in the record, high 16 its length.
     let src = (ctx.as_ptr() as usize + (loc & 0xffff) as usize) as *const u8;
@@ -82,7 +106,7 @@ fn try_exec(ctx: &TracePointContext) -> ProbeResult {
         } else {
             0
         };
-        fill_header(&mut (*ev).header, KIND_EXEC, flags | truncated);
+        fill_header(ev, flags | truncated);
         (*ev).ppid = ppid;
         let buf = &mut (*ev).filename;
         (*ev).filename_len = match bpf_probe_read_kernel_str_bytes(src, buf) {
@@ -96,13 +120,11 @@ fn try_exec(ctx: &TracePointContext) -> ProbeResult {
 
 #[tracepoint]
 pub fn exit_group(ctx: TracePointContext) -> u32 {
-    let _ = try_exit_group(&ctx);
-    0
+    finish(Program::ExitGroup, try_exit_group(&ctx))
 }
 
 fn try_exit_group(ctx: &TracePointContext) -> ProbeResult {
-    // SAFETY: offset from this tracepoint's format file (a 64-bit syscall argument word).
-    let code: u64 = unsafe { ctx.read_at(offsets().exit_group_code as usize)? };
+    let code = read(ctx, offsets().exit_group_code)?;
     let info = ExitInfo {
         flags: FLAG_EXIT_CODE,
         exit_code: (code & 0xff) as i32,
@@ -115,16 +137,17 @@ fn try_exit_group(ctx: &TracePointContext) -> ProbeResult {
 
 #[tracepoint]
 pub fn signal_deliver(ctx: TracePointContext) -> u32 {
-    let _ = try_signal_deliver(&ctx);
-    0
+    finish(Program::SignalDeliver, try_signal_deliver(&ctx))
 }
 
 fn try_signal_deliver(ctx: &TracePointContext) -> ProbeResult {
     let off = offsets();
-    // SAFETY: offsets from this tracepoint's format file.
-    let sig: i32 = unsafe { ctx.read_at(off.signal_sig as usize)? };
-    let handler: u64 = unsafe { ctx.read_at(off.signal_handler as usize)? };
-    if handler != SIG_DFL || sig <= 0 || sig >= 64 || NON_FATAL_DEFAULT & (1u64 << sig) != 0 {
+    let sig = read(ctx, off.signal_sig)?;
+    let handler = read(ctx, off.signal_handler)?;
+    if handler != SIG_DFL
+        || !(1..=MAX_SIGNAL).contains(&sig)
+        || NON_FATAL_DEFAULT & sig_bit(sig as u32) != 0
+    {
         return Err(ProbeError::Ignored);
     }
     let info = ExitInfo {
@@ -139,8 +162,7 @@ fn try_signal_deliver(ctx: &TracePointContext) -> ProbeResult {
 
 #[tracepoint]
 pub fn exit(ctx: TracePointContext) -> u32 {
-    let _ = try_exit(&ctx);
-    0
+    finish(Program::Exit, try_exit(&ctx))
 }
 
 fn try_exit(_ctx: &TracePointContext) -> ProbeResult {
@@ -157,14 +179,11 @@ fn try_exit(_ctx: &TracePointContext) -> ProbeResult {
     let (ppid, ppid_flag) = parent_of(tgid);
     let _ = EXITING.remove(&tgid);
     let _ = PARENTS.remove(&tgid);
-    let Some(mut entry) = PROC_EVENTS.reserve::<ExitEvent>(0) else {
-        count_drop(DROP_EXIT);
-        return Err(ProbeError::Full);
-    };
+    let mut entry = reserve::<ExitEvent>()?;
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points at a reserved, exclusively owned record of the right size.
     unsafe {
-        fill_header(&mut (*ev).header, KIND_EXIT, info.flags | ppid_flag);
+        fill_header(ev, info.flags | ppid_flag);
         (*ev).ppid = ppid;
         (*ev).exit_code = info.exit_code;
         (*ev).signal = info.signal;

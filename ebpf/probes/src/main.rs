@@ -1,37 +1,71 @@
-//! The agent's eBPF probes: tracepoint programs only (no BTF, no CO-RE, no kprobes), so they
-//! load on kernels such as the stock Raspberry Pi 5 one. Field offsets come from user space
-//! (see `firmware_agent_common::TracepointOffsets`). One module per hook family.
+//! The agent's eBPF probes: tracepoints with field offsets from user space (no BTF, no CO-RE;
+//! see `firmware_agent_common::TracepointOffsets`), plus the TCP byte counters, which no
+//! tracepoint carries: fentry/fexit where the kernel has BTF, kprobes where it does not (the
+//! agent picks at start-up). One module per hook family; every program is a thin wrapper that
+//! counts its `try_` function's failures by reason in `COUNTERS`.
 #![no_std]
 #![no_main]
+// The BPF target has no compare-and-swap, so core's atomic types lack `fetch_add`; the
+// intrinsic lowers to the BPF atomic add instruction (see `maps::atomic_add`).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod bind;
 mod lifecycle;
 mod maps;
+mod oom;
+mod storage;
+mod tcp;
+mod tcp_bytes;
 
-/// Why a probe gave up on one hit; the program returns 0 either way (tracepoints ignore it).
+use firmware_agent_common::{Failure, Program};
+
+/// Why a probe gave up on one hit; the program returns 0 either way.
 #[derive(Clone, Copy)]
 pub(crate) enum ProbeError {
-    /// A helper failed (bad pointer, missing map slot, ...).
+    /// A helper failed (unreadable field or pointer, map update refused, ...).
     Helper,
-    /// Nothing to do for this hit (not a process leader, no pending entry, ...).
+    /// A hash map had no room for a new entry.
+    MapFull,
+    /// The ring buffer was full (also counted as a drop of the record's kind).
+    RingFull,
+    /// Nothing to do for this hit (a thread, not a process; no pending entry; ...): not counted.
     Ignored,
-    /// The ring buffer was full: counted in `DROPS`.
-    Full,
 }
 
+/// `-E2BIG`: what a full hash map answers to an insert.
+const E2BIG: i64 = 7;
+
 impl From<i32> for ProbeError {
-    fn from(_: i32) -> Self {
-        Self::Helper
+    fn from(e: i32) -> Self {
+        Self::from(i64::from(e))
     }
 }
 
 impl From<i64> for ProbeError {
-    fn from(_: i64) -> Self {
-        Self::Helper
+    fn from(e: i64) -> Self {
+        if e == -E2BIG {
+            Self::MapFull
+        } else {
+            Self::Helper
+        }
     }
 }
 
 pub(crate) type ProbeResult = Result<(), ProbeError>;
+
+/// Counts a failed hit of `program` by reason; the value every program returns.
+#[inline(always)]
+pub(crate) fn finish(program: Program, result: ProbeResult) -> u32 {
+    let failure = match result {
+        Ok(()) | Err(ProbeError::Ignored) => return 0,
+        Err(ProbeError::Helper) => Failure::Helper,
+        Err(ProbeError::MapFull) => Failure::MapFull,
+        Err(ProbeError::RingFull) => Failure::RingFull,
+    };
+    maps::bump(program.error_slot(failure));
+    0
+}
 
 #[cfg(not(test))]
 #[panic_handler]

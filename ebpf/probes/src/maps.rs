@@ -1,46 +1,47 @@
-//! Maps and the read-only offsets global shared by all probes.
+//! Maps, the read-only offsets global, and the helpers every probe uses to read tracepoint
+//! fields, write records to the right ring, and count what it loses.
 
 use aya_ebpf::{
     Global,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    programs::TracePointContext,
 };
-use firmware_agent_common::{DROP_SLOTS, EventHeader, ExitInfo, PendingBind, TracepointOffsets};
+use firmware_agent_common::{
+    BlockKey, BlockStart, COUNTER_SLOTS, DiskStats, EventHeader, ExitInfo, Field, PendingBind,
+    Record, Ring, SockInfo, SockOwner, TracepointOffsets, WriteKey, WriteStat,
+};
+
+use crate::ProbeError;
 
 /// Set by the loader from tracefs `format` files.
 #[unsafe(no_mangle)]
-pub static OFFSETS: Global<TracepointOffsets> = Global::new(TracepointOffsets {
-    bind_fd: 0,
-    bind_addr: 0,
-    bind_addrlen: 0,
-    bind_ret: 0,
-    exec_filename: 0,
-    exit_group_code: 0,
-    signal_sig: 0,
-    signal_handler: 0,
-    fork_child_pid: 0,
-    _pad: 0,
-});
+pub static OFFSETS: Global<TracepointOffsets> = Global::new(TracepointOffsets::UNKNOWN);
 
 // Ring buffer sizes are always set by the loader from the running kernel's page size; the ELF
 // says 0 so a loader that forgot fails loudly instead of using a 4 KiB placeholder.
 /// bind() events (named after the map that would not load on a 16 KiB-page Pi 5).
 #[map]
 pub static WATCH_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
-/// exec and exit events.
+/// exec, exit and OOM-kill events.
 #[map]
 pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
-
-/// Per-CPU count of records that did not fit in their ring buffer, by `DROP_*` index.
+/// TCP closes, for the agent's TCP summariser.
 #[map]
-pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+pub static NET_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
+
+/// Per-CPU counters: records lost to a full ring by kind, then failures by program and reason
+/// (slots from `firmware_agent_common::{Kind, Program}`).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
 /// bind() entries waiting for their sys_exit_bind, by pid_tgid.
 #[map]
 pub static PENDING_BIND: LruHashMap<u64, PendingBind> = LruHashMap::with_max_entries(4096, 0);
 
-/// Parent tgid of each process forked since the probes loaded, by child tgid.
+/// Parent tgid of each process forked since the probes loaded, by child tgid (processes only:
+/// threads are never recorded).
 #[map]
 pub static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
 
@@ -48,29 +49,108 @@ pub static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0
 #[map]
 pub static EXITING: LruHashMap<u32, ExitInfo> = LruHashMap::with_max_entries(4096, 0);
 
+/// Open TCP sockets seen opening since the probes loaded, by `struct sock` address. A plain
+/// hash: when full, new sockets are not tracked and `MapFull` is counted.
+#[map]
+pub static SOCKS: HashMap<u64, SockInfo> = HashMap::with_max_entries(8192, 0);
+
+/// Owner of each listening port.
+#[map]
+pub static LISTENERS: LruHashMap<u32, SockOwner> = LruHashMap::with_max_entries(1024, 0);
+
+/// The socket of a tcp_sendmsg/tcp_recvmsg in progress (kprobe path), by pid_tgid.
+#[map]
+pub static PENDING_SK: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Page-cache bytes written per process and filesystem device.
+#[map]
+pub static WRITES: HashMap<WriteKey, WriteStat> = HashMap::with_max_entries(4096, 0);
+
+/// Block requests in flight: issue time, size and operation.
+#[map]
+pub static BLOCK_STARTS: LruHashMap<BlockKey, BlockStart> = LruHashMap::with_max_entries(8192, 0);
+
+/// Per-disk request counts, bytes and latency histogram.
+#[map]
+pub static DISKS: HashMap<u32, DiskStats> = HashMap::with_max_entries(64, 0);
+
 #[inline(always)]
 pub fn offsets() -> TracepointOffsets {
     OFFSETS.load()
 }
 
-/// Counts one record lost because ring buffer `slot` was full.
+/// Reads a tracepoint field at the offset the loader found, as the type its slot declares.
 #[inline(always)]
-pub fn count_drop(slot: u32) {
-    if let Some(counter) = DROPS.get_ptr_mut(slot) {
+pub fn read<T>(ctx: &TracePointContext, field: Field<T>) -> Result<T, ProbeError> {
+    // SAFETY: the offset and size come from this tracepoint's format file (checked against
+    // `T` by the loader); the read goes through the checked helper.
+    unsafe { ctx.read_at::<T>(field.offset as usize) }.map_err(|_| ProbeError::Helper)
+}
+
+/// Adds one to counter `slot` of this CPU.
+#[inline(always)]
+pub fn bump(slot: u32) {
+    if let Some(counter) = COUNTERS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
         unsafe { *counter += 1 };
     }
 }
 
-/// Fills the header every record starts with, for the current task.
 #[inline(always)]
-pub fn fill_header(h: &mut EventHeader, kind: u32, flags: u32) {
+fn ring(ring: Ring) -> &'static RingBuf {
+    match ring {
+        Ring::Watch => &WATCH_EVENTS,
+        Ring::Proc => &PROC_EVENTS,
+        Ring::Net => &NET_EVENTS,
+    }
+}
+
+/// Reserves a `T` in its kind's ring; a full ring is counted as a drop of that kind.
+#[inline(always)]
+pub fn reserve<T: Record>() -> Result<RingBufEntry<T>, ProbeError> {
+    match ring(T::KIND.ring()).reserve::<T>(0) {
+        Some(entry) => Ok(entry),
+        None => {
+            bump(T::KIND.drop_slot());
+            Err(ProbeError::RingFull)
+        }
+    }
+}
+
+/// Fills the header `record` starts with for the current task, with `T`'s kind.
+///
+/// # Safety
+/// `record` must be valid for writes; every `Record` starts with an `EventHeader` (asserted in
+/// firmware-agent-common).
+#[inline(always)]
+pub unsafe fn fill_header<T: Record>(record: *mut T, flags: u32) {
+    let h = record.cast::<EventHeader>();
     let pid_tgid = bpf_get_current_pid_tgid();
-    h.kind = kind;
-    h.flags = flags;
-    // SAFETY: helper without preconditions.
-    h.ts_ns = unsafe { bpf_ktime_get_ns() };
-    h.pid = pid_tgid as u32;
-    h.tgid = (pid_tgid >> 32) as u32;
-    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    // SAFETY: the caller's guarantee; the header is at offset 0.
+    unsafe {
+        (*h).kind = T::KIND as u32;
+        (*h).flags = flags;
+        // bpf_ktime_get_ns has no preconditions.
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).pid = pid_tgid as u32;
+        (*h).tgid = (pid_tgid >> 32) as u32;
+        (*h).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    }
+}
+
+/// The current thread group id.
+#[inline(always)]
+pub fn current_tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// Adds `n` to `*dst` atomically (other CPUs may update the same map value).
+///
+/// # Safety
+/// `dst` must point into a map value valid during this program run.
+#[inline(always)]
+pub unsafe fn atomic_add<T: Copy>(dst: *mut T, n: T) {
+    use core::intrinsics::{AtomicOrdering, atomic_xadd};
+    // SAFETY: the caller's guarantee.
+    unsafe { atomic_xadd::<T, T, { AtomicOrdering::Relaxed }>(dst, n) };
 }

@@ -50,6 +50,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub probes: ProbesConfig,
     pub queue: QueueConfig,
+    pub summaries: SummariesConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,8 +138,10 @@ impl Default for BatchConfig {
 pub struct RingBufferConfig {
     /// bind() events.
     pub watch_events: u64,
-    /// exec and exit events.
+    /// exec, exit and OOM-kill events.
     pub proc_events: u64,
+    /// TCP connection closes (summarised per interval, not published one by one).
+    pub net_events: u64,
 }
 
 impl Default for RingBufferConfig {
@@ -146,6 +149,29 @@ impl Default for RingBufferConfig {
         Self {
             watch_events: 64 * 1024,
             proc_events: 256 * 1024,
+            net_events: 256 * 1024,
+        }
+    }
+}
+
+/// The per-interval summaries: TCP flows, page-cache writers, block I/O per disk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SummariesConfig {
+    /// Seconds per summary interval.
+    pub interval_s: u64,
+    /// TCP flows (process, peer, port, direction) published per interval; the rest are summed.
+    pub tcp_max_flows: usize,
+    /// Writing processes published per interval; the rest are summed.
+    pub max_writers: usize,
+}
+
+impl Default for SummariesConfig {
+    fn default() -> Self {
+        Self {
+            interval_s: 10,
+            tcp_max_flows: 64,
+            max_writers: 32,
         }
     }
 }
@@ -166,10 +192,29 @@ impl Default for MetricsConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProbesConfig {
-    /// Programs not to attach, by name.
+    /// Probes not to attach, by probe or family name.
     pub disabled: Vec<String>,
-    /// Where a program attaches, `category:name`, overriding its default tracepoint.
+    /// Where a tracepoint probe attaches, `category:name`, overriding its default tracepoint.
     pub tracepoints: BTreeMap<String, String>,
+    /// How probes that newer kernels serve by a tracepoint and older ones only by a kernel
+    /// function (the TCP byte counters) attach.
+    pub kernel_functions: FunctionAttach,
+}
+
+/// `probes.kernel_functions`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionAttach {
+    /// The tracepoint if the kernel has it, else fentry/fexit if it has BTF, else kprobes
+    /// (each failure falls through to the next).
+    #[default]
+    Auto,
+    /// The tracepoint only.
+    Tracepoint,
+    /// fentry/fexit only.
+    Fentry,
+    /// kprobe/kretprobe only.
+    Kprobe,
 }
 
 impl MqttConfig {
@@ -326,13 +371,32 @@ impl Config {
             1,
             MAX_RING_BYTES,
         )?;
+        range(
+            "ring_buffers.net_events",
+            self.ring_buffers.net_events,
+            1,
+            MAX_RING_BYTES,
+        )?;
         range("metrics.interval_s", self.metrics.interval_s, 0, 86_400)?;
+        range("summaries.interval_s", self.summaries.interval_s, 1, 86_400)?;
+        range(
+            "summaries.tcp_max_flows",
+            self.summaries.tcp_max_flows as u64,
+            1,
+            4096,
+        )?;
+        range(
+            "summaries.max_writers",
+            self.summaries.max_writers as u64,
+            1,
+            4096,
+        )?;
         for name in &self.probes.disabled {
             if !program_names.contains(&name.as_str()) {
                 return Err(invalid(
                     "probes.disabled",
                     format!(
-                        "unknown program {name:?} (known: {})",
+                        "unknown probe or family {name:?} (known: {})",
                         program_names.join(", ")
                     ),
                 ));

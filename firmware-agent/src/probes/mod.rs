@@ -1,15 +1,22 @@
-//! The probe catalogue and its loader: which program attaches where, which tracepoint fields
-//! it needs, and what became of each one (attached, disabled, or skipped with the reason).
-//! A program that cannot load or attach is reported and the others carry on.
+//! The probe loader: reads each probe's tracepoint format, fills the offsets, loads the object
+//! and attaches every probe still in play, reporting what became of each one (attached,
+//! disabled, or skipped with the reason). A probe that cannot load or attach is reported and
+//! the others carry on. The catalogue (what attaches where) is in `catalogue`.
+
+mod attach;
+pub mod catalogue;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
-use aya::{Ebpf, EbpfLoader, programs::TracePoint};
-use edge_wire::{ProbeInfo, ProbeState, bounded};
+use aya::{Ebpf, EbpfLoader};
+use edge_wire::{AttachMethod, ProbeInfo, ProbeState, bounded};
 use firmware_agent_common::{OFFSETS_GLOBAL, TracepointOffsets};
 
+pub use self::catalogue::{Fit, Hook, Need, PROBES, ProbeSpec};
 use crate::{
-    config::{ProbesConfig, parse_tracepoint},
+    config::{FunctionAttach, ProbesConfig, parse_tracepoint},
     ringbuf::RingPlan,
     tracefs::{Field, Tracefs},
 };
@@ -18,126 +25,87 @@ use crate::{
 pub static OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/firmware-agent-ebpf"));
 
-type Setter = fn(&mut TracepointOffsets, u32);
-
-/// A tracepoint field a program reads: its name, the size the program reads it as, and where
-/// its offset goes.
-struct Need {
-    field: &'static str,
-    size: u32,
-    set: Setter,
-}
-
-/// One program in the object.
-pub struct ProgramSpec {
-    pub name: &'static str,
-    pub tracepoint: &'static str,
-    /// True for programs that write events; if none of these attach the agent has no purpose.
-    pub produces_events: bool,
-    needs: &'static [Need],
-}
-
-macro_rules! need {
-    ($field:literal, $size:literal, $slot:ident) => {
-        Need {
-            field: $field,
-            size: $size,
-            set: |o, v| o.$slot = v,
-        }
-    };
-}
-
-/// Every program, in attach order (helpers before the programs that use what they record).
-pub static PROGRAMS: &[ProgramSpec] = &[
-    ProgramSpec {
-        name: "fork",
-        tracepoint: "sched:sched_process_fork",
-        produces_events: false,
-        needs: &[need!("child_pid", 4, fork_child_pid)],
-    },
-    ProgramSpec {
-        name: "bind_enter",
-        tracepoint: "syscalls:sys_enter_bind",
-        produces_events: false,
-        needs: &[
-            need!("fd", 8, bind_fd),
-            need!("umyaddr", 8, bind_addr),
-            need!("addrlen", 8, bind_addrlen),
-        ],
-    },
-    ProgramSpec {
-        name: "bind_exit",
-        tracepoint: "syscalls:sys_exit_bind",
-        produces_events: true,
-        needs: &[need!("ret", 8, bind_ret)],
-    },
-    ProgramSpec {
-        name: "exec",
-        tracepoint: "sched:sched_process_exec",
-        produces_events: true,
-        needs: &[need!("filename", 4, exec_filename)],
-    },
-    ProgramSpec {
-        name: "exit_group",
-        tracepoint: "syscalls:sys_enter_exit_group",
-        produces_events: false,
-        needs: &[need!("error_code", 8, exit_group_code)],
-    },
-    ProgramSpec {
-        name: "signal_deliver",
-        tracepoint: "signal:signal_deliver",
-        produces_events: false,
-        needs: &[
-            need!("sig", 4, signal_sig),
-            need!("sa_handler", 8, signal_handler),
-        ],
-    },
-    ProgramSpec {
-        name: "exit",
-        tracepoint: "sched:sched_process_exit",
-        produces_events: true,
-        needs: &[],
-    },
-];
-
-/// Program names, for config validation.
+/// Probe and family names, for config validation.
 pub fn program_names() -> Vec<&'static str> {
-    PROGRAMS.iter().map(|p| p.name).collect()
+    catalogue::names()
 }
 
-/// Where each program will attach, and its state so far.
+/// One probe's plan.
+pub struct Entry {
+    /// Its tracepoint (`category:name`, after `probes.tracepoints`).
+    pub point: String,
+    /// `Some` if already decided (disabled, or a tracepoint probe whose format failed).
+    pub state: Option<ProbeState>,
+    /// Whether the tracepoint's format had every field (for a function probe, whether the
+    /// tracepoint method can be tried).
+    pub tracepoint: Result<(), String>,
+}
+
+/// Where each probe will attach, and its state so far.
 pub struct Plan {
     pub offsets: TracepointOffsets,
-    /// Per program, in `PROGRAMS` order: the tracepoint, and `Some(state)` if already decided.
-    pub entries: Vec<(String, Option<ProbeState>)>,
+    /// Per probe, in `PROBES` order.
+    pub entries: Vec<Entry>,
+    pub functions: FunctionAttach,
+    /// Whether the kernel exposes BTF (fentry/fexit need it).
+    pub btf: bool,
 }
 
-/// Reads every program's tracepoint format and fills the offsets; programs whose tracepoint or
-/// fields are missing are marked skipped here, before anything is loaded.
-pub fn plan(tracefs: &Tracefs, cfg: &ProbesConfig) -> Plan {
+/// Reads every probe's tracepoint format and fills the offsets; tracepoint probes whose
+/// tracepoint or fields are missing are marked skipped here, before anything is loaded.
+pub fn plan(tracefs: &Tracefs, cfg: &ProbesConfig, btf: bool) -> Plan {
     let mut offsets = TracepointOffsets::default();
     let mut entries = Vec::new();
-    for spec in PROGRAMS {
-        let tp = cfg
+    for spec in PROBES {
+        let (tracepoint, needs) = match spec.hook {
+            Hook::Tracepoint {
+                tracepoint, needs, ..
+            }
+            | Hook::Function {
+                tracepoint, needs, ..
+            } => (tracepoint, needs),
+        };
+        let point = cfg
             .tracepoints
             .get(spec.name)
-            .map_or(spec.tracepoint, String::as_str)
+            .map_or(tracepoint, String::as_str)
             .to_owned();
-        let state = if cfg.disabled.iter().any(|d| d == spec.name) {
+        let disabled = cfg.disabled.iter().any(|d| catalogue::matches(spec, d));
+        let skip_tracepoint = matches!(spec.hook, Hook::Function { .. })
+            && matches!(
+                cfg.kernel_functions,
+                FunctionAttach::Fentry | FunctionAttach::Kprobe
+            );
+        let resolved = if disabled || skip_tracepoint {
+            Err("not tried".to_owned())
+        } else {
+            resolve(tracefs, &point, needs, &mut offsets)
+        };
+        let state = if disabled {
             Some(ProbeState::Disabled)
         } else {
-            match resolve(tracefs, &tp, spec.needs, &mut offsets) {
-                Ok(()) => None,
-                Err(reason) => Some(ProbeState::Skipped {
-                    reason: bounded(&reason),
+            match (&spec.hook, &resolved) {
+                (Hook::Tracepoint { .. }, Err(reason)) => Some(ProbeState::Skipped {
+                    reason: bounded(reason),
                 }),
+                _ => None,
             }
         };
-        entries.push((tp, state));
+        entries.push(Entry {
+            point,
+            state,
+            tracepoint: resolved,
+        });
     }
-    Plan { offsets, entries }
+    Plan {
+        offsets,
+        entries,
+        functions: cfg.kernel_functions,
+        btf,
+    }
 }
 
+/// Finds every field `needs` in the tracepoint's format and sets its offset; all or nothing.
 fn resolve(
     tracefs: &Tracefs,
     tp: &str,
@@ -147,23 +115,44 @@ fn resolve(
     let (category, name) = parse_tracepoint(tp)?;
     let fields = tracefs.fields(category, name).map_err(|e| e.to_string())?;
     let by_name: BTreeMap<&str, &Field> = fields.iter().map(|f| (f.name.as_str(), f)).collect();
+    let mut next = *offsets;
     for need in needs {
-        let field = by_name
-            .get(need.field)
-            .ok_or_else(|| format!("field `{}` not in {tp} format", need.field))?;
-        if field.size != need.size {
+        let Some(field) = by_name.get(need.field) else {
+            if need.optional {
+                log::info!(
+                    "{tp}: no field `{}` in this kernel; the probe goes without it",
+                    need.field
+                );
+                continue;
+            }
+            return Err(format!("field `{}` not in {tp} format", need.field));
+        };
+        let fits = match need.fit {
+            Fit::Exact => field.size == need.size,
+            Fit::Prefix => field.size >= need.size,
+        };
+        if !fits {
             return Err(format!(
                 "field `{}` of {tp} is {} bytes, the probe reads {}",
                 need.field, field.size, need.size
             ));
         }
-        (need.set)(offsets, field.offset);
+        // Probes of one tracepoint class share slots: they must agree.
+        let before = (need.get)(&next);
+        if before != 0 && before != field.offset {
+            return Err(format!(
+                "field `{}` of {tp} is at offset {}, but a probe sharing its slot read it at {before}",
+                need.field, field.offset
+            ));
+        }
+        (need.set)(&mut next, field.offset);
     }
+    *offsets = next;
     Ok(())
 }
 
 /// Loads the object with the planned offsets and ring sizes, then loads and attaches each
-/// program that is still in play. Returns the object and each program's final state.
+/// probe that is still in play. Returns the object and each probe's final state.
 pub fn load_and_attach(
     plan: Plan,
     rings: &[RingPlan],
@@ -175,49 +164,45 @@ pub fn load_and_attach(
         loader.map_max_entries(ring.map, ring.chosen as u32);
     }
     let mut ebpf = loader.load(OBJECT)?;
+    let mut btf = attach::KernelBtf::new(plan.btf);
     let mut report = Vec::new();
-    for (spec, (tp, state)) in PROGRAMS.iter().zip(plan.entries) {
-        let state = state.unwrap_or_else(|| match attach(&mut ebpf, spec.name, &tp) {
-            Ok(()) => ProbeState::Attached,
-            Err(reason) => {
-                // The birth carries a short reason; the whole one (verifier log included) is
-                // here for whoever runs with RUST_LOG=debug.
-                log::debug!("probe {}: full error: {reason}", spec.name);
-                ProbeState::Skipped {
-                    reason: bounded(&reason),
+    for (spec, entry) in PROBES.iter().zip(plan.entries) {
+        let order = attach::methods(spec, plan.functions, entry.tracepoint.is_ok(), plan.btf);
+        let first = order.first().copied().unwrap_or(AttachMethod::Tracepoint);
+        let (method, point, state) = match entry.state.clone() {
+            Some(state) => (first, entry.point.clone(), state),
+            None => match attach::attach(&mut ebpf, spec, &entry, &order, &mut btf) {
+                Ok(a) => (a.method, a.point, ProbeState::Attached),
+                Err(f) => {
+                    // The birth carries a short reason; the whole one (verifier log included)
+                    // is here for whoever runs with RUST_LOG=debug.
+                    log::debug!("probe {}: full error: {}", spec.name, f.reason);
+                    (
+                        f.method,
+                        f.point,
+                        ProbeState::Skipped {
+                            reason: bounded(&f.reason),
+                        },
+                    )
                 }
-            }
-        });
+            },
+        };
+        let how = attach::method_name(method);
         match &state {
-            ProbeState::Attached => log::info!("probe {}: attached to {tp}", spec.name),
+            ProbeState::Attached => log::info!("probe {}: attached to {point} ({how})", spec.name),
             ProbeState::Disabled => log::info!("probe {}: disabled in config", spec.name),
             ProbeState::Skipped { reason } => {
-                log::warn!("probe {}: skipped ({tp}): {reason}", spec.name)
+                log::warn!("probe {}: skipped ({point}, {how}): {reason}", spec.name)
             }
         }
         report.push(ProbeInfo {
             name: bounded(spec.name),
-            tracepoint: bounded(&tp),
+            tracepoint: bounded(&point),
             state,
+            method,
         });
     }
     Ok((ebpf, report))
-}
-
-fn attach(ebpf: &mut Ebpf, name: &str, tp: &str) -> Result<(), String> {
-    let (category, event) = parse_tracepoint(tp)?;
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} not in the eBPF object"))?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
-    program
-        .load()
-        .map_err(|e| format!("load: {}", error_chain(&e)))?;
-    program
-        .attach(category, event)
-        .map_err(|e| format!("attach: {}", error_chain(&e)))?;
-    Ok(())
 }
 
 /// An error and its sources on one line.

@@ -2,8 +2,8 @@
 //! control characters), duplicates and commands print nothing, JSON keeps the raw strings.
 
 use edge_wire::{
-    Bind, Birth, DropCount, Event, EventBatch, Exec, Exit, ExitHow, Message, ProbeInfo, ProbeState,
-    QueueInfo, RingBufferInfo, SockAddr, Task, bounded,
+    AttachMethod, Bind, Birth, DropCount, Event, EventBatch, Exec, Exit, ExitHow, Message,
+    ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, SockAddr, Task, bounded,
 };
 
 use super::*;
@@ -106,6 +106,7 @@ fn birth_and_rejection_lines_are_escaped() {
             state: ProbeState::Skipped {
                 reason: bounded("no\ttracepoint"),
             },
+            method: AttachMethod::Tracepoint,
         }],
         queue: QueueInfo {
             ram_bytes: 1024,
