@@ -10,8 +10,10 @@ pub mod intake;
 pub mod render;
 pub mod report;
 pub mod seqset;
+pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod timespec;
 pub mod totals;
 
 pub use escape::escape;

@@ -1,0 +1,393 @@
+//! The embedded [`Store`]: one SQLite file (WAL journal, so readers never wait for the writer),
+//! one writing connection and a few reading ones. Every error names the file; a locked file and
+//! a file that is not a database are told apart from other failures.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, params};
+use serde_json::Value;
+
+use super::{
+    BatchRef, MetricSample, Pruned, Query, Record, Retention, Store, StoreError, Usage, WriteBatch,
+    schema,
+};
+
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reading connections kept open between queries.
+const IDLE_READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    read_only: bool,
+}
+
+struct Writer {
+    conn: Connection,
+    ids: Ids,
+}
+
+/// Row ids of devices and streams already stored.
+#[derive(Default)]
+struct Ids {
+    devices: HashMap<String, i64>,
+    streams: HashMap<(i64, String, u64), i64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the history at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = connect(path, OpenFlags::default())?;
+        let c = |what, e| classify(path, what, e);
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| c("setting the WAL journal", e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| c("setting synchronous", e))?;
+        let found = schema::migrate(&conn).map_err(|e| c("creating the tables", e))?;
+        check_version(path, found)?;
+        Ok(Self::with(path, conn, false))
+    }
+
+    /// Opens an existing history for reading only (`hub query`).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                reason: "no such file (nothing stored yet, or another --data-dir?)".into(),
+            });
+        }
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let found = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| classify(path, "reading the schema version", e))?;
+        check_version(path, found)?;
+        Ok(Self::with(path, conn, true))
+    }
+
+    fn with(path: &Path, conn: Connection, read_only: bool) -> Self {
+        Self {
+            path: path.to_owned(),
+            writer: Mutex::new(Writer {
+                conn,
+                ids: Ids::default(),
+            }),
+            readers: Mutex::new(Vec::new()),
+            read_only,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |e| classify(&self.path, what, e)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a reading connection (the writer's own one for a read-only store).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        if self.read_only {
+            return f(&self.writer().conn);
+        }
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                c.busy_timeout(BUSY_TIMEOUT)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| classify(path, "setting the busy timeout", e))?;
+    // The first read of the file: garbage or a held lock shows here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| classify(path, "reading the schema", e))?;
+    Ok(conn)
+}
+
+fn check_version(path: &Path, found: i64) -> Result<(), StoreError> {
+    if found > schema::VERSION {
+        return Err(StoreError::Schema {
+            path: path.to_owned(),
+            found,
+            known: schema::VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// `e` as a [`StoreError`] naming `path`.
+fn classify(path: &Path, what: &'static str, e: rusqlite::Error) -> StoreError {
+    let path = path.to_owned();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Locked { path, source: e }
+        }
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt { path, source: e }
+        }
+        _ => StoreError::Sql {
+            path,
+            what,
+            source: e,
+        },
+    }
+}
+
+impl Ids {
+    fn device_id(&mut self, tx: &Connection, name: &str) -> rusqlite::Result<i64> {
+        if let Some(&id) = self.devices.get(name) {
+            return Ok(id);
+        }
+        tx.execute(
+            "INSERT INTO devices (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+            [name],
+        )?;
+        let id = tx.query_row("SELECT id FROM devices WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?;
+        self.devices.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn stream_id(&mut self, tx: &Connection, dev: i64, b: &BatchRef) -> rusqlite::Result<i64> {
+        let key = (dev, b.boot_id.clone(), b.run_id);
+        if let Some(&id) = self.streams.get(&key) {
+            return Ok(id);
+        }
+        // run_id is a u64 stored bit for bit in SQLite's i64.
+        let run = b.run_id as i64;
+        tx.execute(
+            "INSERT INTO streams (dev, boot_id, run_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![dev, b.boot_id, run],
+        )?;
+        let id = tx.query_row(
+            "SELECT id FROM streams WHERE dev = ?1 AND boot_id = ?2 AND run_id = ?3",
+            params![dev, b.boot_id, run],
+            |r| r.get(0),
+        )?;
+        self.streams.insert(key, id);
+        Ok(id)
+    }
+}
+
+impl Writer {
+    fn write(&mut self, b: &WriteBatch, now_ms: i64) -> rusqlite::Result<()> {
+        let result = self.write_tx(b, now_ms);
+        if result.is_err() {
+            // Ids handed out in a rolled-back transaction do not exist.
+            self.ids = Ids::default();
+        }
+        result
+    }
+
+    fn write_tx(&mut self, b: &WriteBatch, now_ms: i64) -> rusqlite::Result<()> {
+        let Self { conn, ids } = self;
+        let tx = conn.unchecked_transaction()?;
+        for (name, state) in &b.devices {
+            tx.prepare_cached(
+                "INSERT INTO devices (name, state) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+            )?
+            .execute(params![name, state.to_string()])?;
+        }
+        for r in &b.records {
+            let dev = ids.device_id(&tx, &r.device)?;
+            let stream = match &r.batch {
+                Some(b) => Some((ids.stream_id(&tx, dev, b)?, b.seq)),
+                None => None,
+            };
+            tx.prepare_cached(
+                "INSERT INTO records (dev, ts, kind, stream, seq, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                dev,
+                r.ts_ms,
+                r.kind,
+                stream.map(|s| s.0),
+                stream.map(|s| s.1),
+                r.detail.to_string()
+            ])?;
+        }
+        for m in &b.metrics {
+            let dev = ids.device_id(&tx, &m.device)?;
+            tx.prepare_cached(
+                "INSERT INTO metrics (dev, ts, cpu, mem_used, mem_total, load1, temp, rss, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                dev,
+                m.ts_ms,
+                m.cpu_percent,
+                m.mem_used_kib as i64,
+                m.mem_total_kib as i64,
+                m.load1,
+                m.temp_c,
+                m.agent_rss_kib as i64,
+                m.detail.to_string()
+            ])?;
+        }
+        tx.execute(
+            "INSERT INTO writes (at, records_hi, metrics_hi) VALUES (?1,
+             coalesce((SELECT max(id) FROM records), 0), coalesce((SELECT max(id) FROM metrics), 0))",
+            [now_ms],
+        )?;
+        tx.commit()
+    }
+}
+
+/// Bytes in pages that hold data.
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+    let used = pragma("page_count")? - pragma("freelist_count")?;
+    Ok(u64::try_from(used * pragma("page_size")?).unwrap_or(0))
+}
+
+/// Deletes records and samples up to these ids, and the transactions wholly before them.
+fn delete_upto(conn: &Connection, records: i64, metrics: i64) -> rusqlite::Result<u64> {
+    let mut n = conn.execute("DELETE FROM records WHERE id <= ?1", [records])?;
+    n += conn.execute("DELETE FROM metrics WHERE id <= ?1", [metrics])?;
+    conn.execute(
+        "DELETE FROM writes WHERE records_hi <= ?1 AND metrics_hi <= ?2",
+        [records, metrics],
+    )?;
+    Ok(n as u64)
+}
+
+/// The id below which `fraction` of a table's rows lie (ids grow with insertion).
+fn cut(conn: &Connection, table: &str, fraction: f64) -> rusqlite::Result<i64> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        conn.query_row(&format!("SELECT min(id), max(id) FROM {table}"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(match (lo, hi) {
+        (Some(lo), Some(hi)) => lo + ((hi - lo + 1) as f64 * fraction).ceil() as i64 - 1,
+        _ => 0,
+    })
+}
+
+impl Store for SqliteStore {
+    fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.writer()
+            .write(batch, crate::timespec::now_ms())
+            .map_err(self.err("writing"))
+    }
+
+    fn records(&self, q: &Query) -> Result<Vec<Record>, StoreError> {
+        self.read(|c| super::query::records(c, q))
+            .map_err(self.err("querying records"))
+    }
+
+    fn metrics(&self, q: &Query) -> Result<Vec<MetricSample>, StoreError> {
+        self.read(|c| super::query::metrics(c, q))
+            .map_err(self.err("querying metrics"))
+    }
+
+    fn device_states(&self) -> Result<Vec<(String, Value)>, StoreError> {
+        self.read(|c| {
+            let mut st =
+                c.prepare("SELECT name, state FROM devices WHERE state IS NOT NULL ORDER BY name")?;
+            let rows = st.query_map([], |r| {
+                let raw: String = r.get(1)?;
+                Ok((r.get(0)?, serde_json::from_str(&raw).unwrap_or(Value::Null)))
+            })?;
+            rows.collect()
+        })
+        .map_err(self.err("reading device states"))
+    }
+
+    fn prune(&self, policy: &Retention, now_ms: i64) -> Result<Pruned, StoreError> {
+        let w = self.writer();
+        let conn = &w.conn;
+        let run = || -> rusqlite::Result<Pruned> {
+            let bytes_before = used_bytes(conn)?;
+            let mut rows = 0;
+            if let Some(age) = policy.max_age_ms {
+                let last_old: Option<(i64, i64)> = conn
+                    .query_row(
+                        "SELECT records_hi, metrics_hi FROM writes WHERE at < ?1
+                         ORDER BY id DESC LIMIT 1",
+                        [now_ms.saturating_sub(age)],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((r, m)) = last_old {
+                    rows += delete_upto(conn, r, m)?;
+                }
+            }
+            if let Some(max) = policy.max_bytes {
+                // Down to 90 % of the cap, so the next writes do not prune again at once.
+                for _ in 0..32 {
+                    conn.execute_batch("PRAGMA incremental_vacuum;")?;
+                    let used = used_bytes(conn)?;
+                    if used <= max {
+                        break;
+                    }
+                    let fraction = ((used - max * 9 / 10) as f64 / used as f64).clamp(0.05, 1.0);
+                    let (r, m) = (
+                        cut(conn, "records", fraction)?,
+                        cut(conn, "metrics", fraction)?,
+                    );
+                    let n = delete_upto(conn, r, m)?;
+                    if n == 0 {
+                        break;
+                    }
+                    rows += n;
+                }
+            }
+            conn.execute_batch("PRAGMA incremental_vacuum;")?;
+            Ok(Pruned {
+                rows,
+                bytes_before,
+                bytes_after: used_bytes(conn)?,
+            })
+        };
+        run().map_err(self.err("pruning"))
+    }
+
+    fn usage(&self) -> Result<Usage, StoreError> {
+        self.read(|c| {
+            Ok(Usage {
+                bytes: used_bytes(c)?,
+                records: c.query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0))?
+                    as u64,
+            })
+        })
+        .map_err(self.err("measuring"))
+    }
+}
