@@ -57,6 +57,18 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every reason, in counter order.
+    pub const ALL: [Self; 8] = [
+        Self::Topic,
+        Self::Empty,
+        Self::BadVersion,
+        Self::UnknownVersion,
+        Self::Malformed,
+        Self::TrailingBytes,
+        Self::WrongLeaf,
+        Self::WrongDevice,
+    ];
+
     /// The counter's name.
     pub const fn name(self) -> &'static str {
         match self {

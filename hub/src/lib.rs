@@ -6,6 +6,8 @@
 //! test support for other crates' tests, not part of the hub.
 
 pub mod escape;
+pub mod exporter;
+pub mod fleet;
 pub mod intake;
 pub mod render;
 pub mod report;

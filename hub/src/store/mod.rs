@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use rows::{WriteBatch, rows_of};
+pub use rows::{WriteBatch, kind_of, rows_of};
 pub use sqlite::SqliteStore;
 
 /// Record kinds that are not events: status changes, sequence gaps and reported drops.
