@@ -1,12 +1,16 @@
 //! The `hub` binary's parts: the command line ([`cli`]), the monitoring and bridging loop
-//! ([`monitor`]), the rebirth command ([`rebirth`]), what a broker error means ([`broker`]) and
-//! standard output ([`output`]). [`run`] picks the mode.
+//! ([`monitor`]), the server with history, web view and exporter ([`serve`], [`bridge`]), the
+//! history from the command line ([`query`]), the rebirth command ([`rebirth`]), what a broker
+//! error means ([`broker`]) and standard output ([`output`]). [`run`] picks the mode.
 
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod monitor;
 pub mod output;
+pub mod query;
 pub mod rebirth;
+pub mod serve;
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -44,6 +48,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             rt.block_on(monitor::run(opts, m))
         }
+        Some(Mode::Serve(args)) => {
+            let mut opts = cli::options(&cli.conn.link(format!("edge-hub-{pid}"))?)?;
+            if cli.persistent_session {
+                opts.set_clean_session(false);
+            }
+            let listen = args.listen;
+            let cfg = serve::Config::new(
+                args,
+                cli.conn.broker.clone(),
+                cli.conn.prefix.clone(),
+                cli.json,
+            )?;
+            serve::run(&rt, opts, listen, cfg)
+        }
+        Some(Mode::Query(args)) => query::run(&args, cli.json),
         Some(Mode::Rebirth { device, timeout }) => {
             if cli.totals_every.is_some() {
                 anyhow::bail!("--totals-every applies to monitoring, not to `hub rebirth`");

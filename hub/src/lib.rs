@@ -8,6 +8,7 @@
 pub mod escape;
 pub mod exporter;
 pub mod fleet;
+pub mod history;
 pub mod intake;
 pub mod render;
 pub mod report;
@@ -17,6 +18,7 @@ pub mod store;
 pub mod testkit;
 pub mod timespec;
 pub mod totals;
+pub mod web;
 
 pub use escape::escape;
 pub use intake::{Counters, Hub, Outcome, Rejection};

@@ -13,7 +13,15 @@ use crate::{Gap, Outcome, escape};
 
 /// Readable lines for one outcome (none for a duplicate or an ignored command).
 pub fn text(outcome: &Outcome) -> Vec<String> {
-    let lines = match outcome {
+    text_raw(outcome)
+        .into_iter()
+        .map(|l| escape(&l).into_owned())
+        .collect()
+}
+
+/// [`text`] before escaping, for callers that escape for another medium (HTML).
+pub fn text_raw(outcome: &Outcome) -> Vec<String> {
+    match outcome {
         Outcome::Rejected {
             topic,
             reason,
@@ -43,8 +51,7 @@ pub fn text(outcome: &Outcome) -> Vec<String> {
             }
             lines
         }
-    };
-    lines.into_iter().map(|l| escape(&l).into_owned()).collect()
+    }
 }
 
 fn gap_line(device: &str, g: &Gap) -> String {

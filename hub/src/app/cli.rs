@@ -1,6 +1,10 @@
-//! The command line (clap derive): the modes (`hub`, `hub bridge`, `hub rebirth <device>`), the
-//! connection flags shared by all of them, and turning those flags into an `edge_mqtt::Link`.
-//! Every error names the flag (or environment variable) to fix.
+//! The command line (clap derive): the modes (`hub`, `hub bridge`, `hub serve`, `hub query`,
+//! `hub rebirth <device>`), the connection flags shared by all of them, and turning those flags
+//! into an `edge_mqtt::Link`. Every error names the flag (or environment variable) to fix.
+
+mod serve_args;
+
+pub use serve_args::{QueryArgs, ServeArgs, TOKEN_ENV, check_listen};
 
 use std::{
     path::{Path, PathBuf},
@@ -44,6 +48,11 @@ pub enum Mode {
         #[arg(long, value_name = "BRIDGE_PREFIX", value_parser = topic_level)]
         bridge_prefix: Option<String>,
     },
+    /// One long-running process: decode, store the history (SQLite under --data-dir), serve the
+    /// web view, the JSON API and Prometheus metrics on --listen, and bridge JSON.
+    Serve(ServeArgs),
+    /// Print stored history (from the database of `hub serve`, which may be running).
+    Query(QueryArgs),
     /// Ask a device's agent to publish its birth again (QoS 1 on PREFIX/DEVICE/cmd/rebirth),
     /// and exit once the broker acknowledged it.
     Rebirth {
@@ -215,7 +224,7 @@ fn broker_url(s: &str) -> Result<String, String> {
 }
 
 /// A single, plain MQTT topic level: a prefix, a bridge prefix, a device id.
-fn topic_level(s: &str) -> Result<String, String> {
+pub(crate) fn topic_level(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err("must not be empty".into());
     }

@@ -136,7 +136,7 @@ pub async fn run(opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
     clippy::result_large_err,
     reason = "rumqttc's own error type, one per poll, handled at once"
 )]
-async fn next_event(
+pub async fn next_event(
     eventloop: &mut EventLoop,
     retry_at: Option<Instant>,
 ) -> Result<Event, rumqttc::ConnectionError> {
@@ -147,7 +147,7 @@ async fn next_event(
 }
 
 /// Logs what the operator should know about one outcome.
-fn note(outcome: &Outcome) {
+pub fn note(outcome: &Outcome) {
     match outcome {
         Outcome::Rejected {
             topic,

@@ -141,7 +141,10 @@ pub trait Store: Send + Sync {
     fn device_states(&self) -> Result<Vec<(String, Value)>, StoreError>;
     /// Applies `policy`, oldest first; `now_ms` is the hub's clock.
     fn prune(&self, policy: &Retention, now_ms: i64) -> Result<Pruned, StoreError>;
+    /// Bytes in use and records stored (counts every record: for reports, not every write).
     fn usage(&self) -> Result<Usage, StoreError>;
+    /// Bytes in use (cheap).
+    fn usage_bytes(&self) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

@@ -380,6 +380,10 @@ impl Store for SqliteStore {
         run().map_err(self.err("pruning"))
     }
 
+    fn usage_bytes(&self) -> Result<u64, StoreError> {
+        self.read(used_bytes).map_err(self.err("measuring"))
+    }
+
     fn usage(&self) -> Result<Usage, StoreError> {
         self.read(|c| {
             Ok(Usage {

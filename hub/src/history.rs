@@ -1,0 +1,108 @@
+//! Stored records for people: one readable line per record (the same words as the hub's live
+//! text output) for `hub query`, the history page and the live feed, and the JSON shape the
+//! API and the live feed share. Lines are not escaped here: the terminal escapes with
+//! [`escape`](crate::escape), HTML pages with the web module, and the browser sets text nodes.
+
+use edge_wire::{Birth, Event, EventBatch, Message};
+use serde_json::{Value, json};
+
+use crate::{
+    Outcome, render,
+    store::{DROPS, GAP, Record, STATUS},
+    timespec,
+};
+
+/// `exit code 0 (ppid 1)`-style description of a record, without device or time.
+pub fn describe(r: &Record) -> String {
+    match r.kind.as_str() {
+        STATUS => status(r),
+        GAP => format!(
+            "GAP expected batch {} got {} ({} batches lost)",
+            r.detail["expected"], r.detail["got"], r.detail["lost"]
+        ),
+        DROPS => format!(
+            "DROPS {}: {}",
+            r.detail["source"].as_str().unwrap_or("?"),
+            r.detail["count"]
+        ),
+        _ => event(r),
+    }
+}
+
+fn status(r: &Record) -> String {
+    let body = &r.detail["body"];
+    if r.detail["state"] == "online" {
+        if let Ok(b) = serde_json::from_value::<Birth>(body.clone()) {
+            let line = one_line(&r.device, &Message::Online(b));
+            return strip_device(&r.device, &line);
+        }
+        return "ONLINE".into();
+    }
+    format!(
+        "OFFLINE ({}, session {})",
+        body["cause"].as_str().unwrap_or("?"),
+        body["session"]
+    )
+}
+
+fn event(r: &Record) -> String {
+    let Ok(ev) = serde_json::from_value::<Event>(r.detail.clone()) else {
+        // A kind this build does not know: its fields as they came.
+        return format!("{} {}", r.kind, r.detail);
+    };
+    let batch = r.batch.clone().unwrap_or_else(|| crate::store::BatchRef {
+        boot_id: String::new(),
+        run_id: 0,
+        seq: 0,
+    });
+    let message = Message::Events(EventBatch {
+        device: edge_wire::bounded(&r.device),
+        boot_id: edge_wire::bounded(&batch.boot_id),
+        run_id: batch.run_id,
+        seq: batch.seq,
+        unix_ms: 0,
+        mono_ns: 0,
+        drops: Vec::new(),
+        events: vec![ev],
+    });
+    strip_device(&r.device, &one_line(&r.device, &message))
+}
+
+/// The hub's text line for a message (its first line).
+fn one_line(device: &str, message: &Message) -> String {
+    let outcome = Outcome::Accepted {
+        device: device.to_owned(),
+        message: message.clone(),
+        gap: None,
+    };
+    // `render::text` escapes; the raw line is wanted here, so render unescaped parts.
+    render::text_raw(&outcome)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+fn strip_device(device: &str, line: &str) -> String {
+    line.strip_prefix(device)
+        .map_or(line, |rest| rest.trim_start())
+        .to_owned()
+}
+
+/// The record as the API and the live feed show it: its fields, `time` (RFC 3339) and `text`
+/// ([`describe`]).
+pub fn record_json(r: &Record) -> Value {
+    let mut v = json!({
+        "kind": r.kind,
+        "device": r.device,
+        "ts_ms": r.ts_ms,
+        "time": timespec::format(r.ts_ms),
+        "text": describe(r),
+        "detail": r.detail,
+    });
+    if let (Some(b), Some(obj)) = (&r.batch, v.as_object_mut()) {
+        obj.insert("boot_id".into(), json!(b.boot_id));
+        obj.insert("run_id".into(), json!(b.run_id));
+        obj.insert("seq".into(), json!(b.seq));
+    }
+    v
+}
