@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build, the demo and the tests need, idempotently. Run as root.
-#   - apt: mosquitto (broker + clients), QEMU for arm64, tools for the hw-tests and packaging
+#   - apt: mosquitto (broker + clients), QEMU for arm64, tools for the hw-tests and packaging,
+#     headless Chromium + chromedriver and Prometheus for the hub serve tests
 #   - rustup: the pinned stable (rust-toolchain.toml; aya 0.16 needs >= 1.98) with the musl
 #     targets, and the dated nightly with rust-src that builds the eBPF object
 #     (ebpf/nightly-toolchain)
@@ -12,7 +13,10 @@ cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- apt -------------------------------------------------------------------------------
-want=(mosquitto mosquitto-clients openssl qemu-system-arm cpio xz-utils file)
+# chromium, chromium-driver, fonts-dejavu-core and prometheus: the hub serve tests drive a real
+# headless browser and scrape the hub with a real Prometheus.
+want=(mosquitto mosquitto-clients openssl qemu-system-arm cpio xz-utils file
+      chromium chromium-driver fonts-dejavu-core prometheus)
 for extra in hw-tests/apt-packages.txt hw-tests/apt-packages-64k.txt packaging/apt-packages.txt; do
     [ -f "$extra" ] || continue
     while read -r p; do
@@ -30,10 +34,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The tests start their own brokers; a packaged one listening on 1883 is not needed.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
-    systemctl stop mosquitto || true
-fi
+# The tests start their own brokers and Prometheus; packaged services are not needed.
+for svc in mosquitto prometheus; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        systemctl stop "$svc" || true
+    fi
+done
 
 # --- Rust toolchains -------------------------------------------------------------------
 command -v rustup >/dev/null || { log "rustup is required (https://rustup.rs)"; exit 1; }

@@ -183,7 +183,7 @@ function devicePage() {
     while (feed.rows.length > 300) feed.deleteRow(-1);
   }
   kind.addEventListener("change", filter);
-  fetch(api("/api/metrics?device=" + encodeURIComponent(id) + "&since=1h&limit=720"))
+  fetch(api("/api/metrics?device=" + encodeURIComponent(id) + "&limit=720"))
     .then((r) => r.json())
     .then((list) => { samples = list.concat(samples); redraw(); })
     .catch(() => redraw());

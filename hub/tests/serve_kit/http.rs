@@ -65,12 +65,44 @@ pub fn request(
     if let Some(b) = body {
         s.write_all(b)?;
     }
+    // Read until the body is complete: some servers keep the connection open regardless.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let mut buf = [0u8; 16384];
+    let end = loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "connection closed before the headers ended",
+            ));
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+    };
+    let head_lower = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let length = head_lower
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked_body = head_lower.contains("transfer-encoding: chunked")
+        || head_lower.contains("transfer-encoding:chunked");
+    loop {
+        let body = &raw[end + 4..];
+        let done = match length {
+            Some(n) => body.len() >= n,
+            None if chunked_body => body.ends_with(b"0\r\n\r\n"),
+            None => false,
+        };
+        if done {
+            break;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines
