@@ -33,7 +33,7 @@ fn status(r: &Record) -> String {
     let body = &r.detail["body"];
     if r.detail["state"] == "online" {
         if let Ok(b) = serde_json::from_value::<Birth>(body.clone()) {
-            let line = one_line(&r.device, &Message::Online(b));
+            let line = lines(&r.device, &Message::Online(b)).join("; ");
             return strip_device(&r.device, &line);
         }
         return "ONLINE".into();
@@ -65,21 +65,24 @@ fn event(r: &Record) -> String {
         drops: Vec::new(),
         events: vec![ev],
     });
-    strip_device(&r.device, &one_line(&r.device, &message))
+    // A summary event (TCP flows, storage) may render as several lines: one line here.
+    let lines: Vec<String> = lines(&r.device, &message)
+        .iter()
+        .map(|l| strip_device(&r.device, l))
+        .collect();
+    if lines.is_empty() {
+        return format!("{} {}", r.kind, r.detail);
+    }
+    lines.join("; ")
 }
 
-/// The hub's text line for a message (its first line).
-fn one_line(device: &str, message: &Message) -> String {
-    let outcome = Outcome::Accepted {
+/// The hub's text lines for a message, unescaped (the caller escapes for its medium).
+fn lines(device: &str, message: &Message) -> Vec<String> {
+    render::text_raw(&Outcome::Accepted {
         device: device.to_owned(),
         message: message.clone(),
         gap: None,
-    };
-    // `render::text` escapes; the raw line is wanted here, so render unescaped parts.
-    render::text_raw(&outcome)
-        .into_iter()
-        .next()
-        .unwrap_or_default()
+    })
 }
 
 fn strip_device(device: &str, line: &str) -> String {
