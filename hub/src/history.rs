@@ -109,3 +109,58 @@ pub fn record_json(r: &Record) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BatchRef;
+
+    fn rec(kind: &str, detail: Value) -> Record {
+        Record {
+            kind: kind.into(),
+            device: "pi1".into(),
+            ts_ms: 1_772_366_400_000,
+            batch: Some(BatchRef {
+                boot_id: "b".into(),
+                run_id: 7,
+                seq: 3,
+            }),
+            detail,
+        }
+    }
+
+    #[test]
+    fn records_read_as_the_hubs_lines() {
+        let exit = rec(
+            "exit",
+            json!({"Exit": {"age_us": 0, "task": {"pid": 5, "tgid": 5, "comm": "sh"}, "ppid": 1, "how": {"Signal": 11}}}),
+        );
+        assert_eq!(describe(&exit), "[5] sh exit KILLED by signal 11 (ppid 1)");
+        let bind = rec(
+            "bind",
+            json!({"Bind": {"age_us": 0, "task": {"pid": 5, "tgid": 5, "comm": "nginx"}, "fd": 3, "ret": 0,
+                   "addr": {"V4": {"ip": [127, 0, 0, 1], "port": 80}}, "address": "127.0.0.1:80"}}),
+        );
+        assert_eq!(describe(&bind), "[5] nginx bind 127.0.0.1:80 fd 3 -> ok");
+        let future = rec("tcp_close", json!({"TcpClose": {"bytes": 5}}));
+        assert_eq!(describe(&future), "tcp_close {\"TcpClose\":{\"bytes\":5}}");
+        let off = rec(
+            STATUS,
+            json!({"state": "offline", "body": {"cause": "ConnectionLost", "session": 4}}),
+        );
+        assert_eq!(describe(&off), "OFFLINE (ConnectionLost, session 4)");
+        let gap = rec(GAP, json!({"expected": 2, "got": 5, "lost": 3}));
+        assert_eq!(
+            describe(&gap),
+            "GAP expected batch 2 got 5 (3 batches lost)"
+        );
+        let drops = rec(DROPS, json!({"source": "ring:exec", "count": 9}));
+        assert_eq!(describe(&drops), "DROPS ring:exec: 9");
+        assert_eq!(
+            record_json(&gap),
+            json!({"kind": "gap", "device": "pi1", "ts_ms": 1_772_366_400_000_i64,
+                   "time": "2026-03-01T12:00:00.000Z", "text": "GAP expected batch 2 got 5 (3 batches lost)",
+                   "detail": {"expected": 2, "got": 5, "lost": 3}, "boot_id": "b", "run_id": 7, "seq": 3})
+        );
+    }
+}

@@ -159,3 +159,38 @@ pub fn page(ctx: &Ctx, devices: &[DeviceView], filter: &str, version: u64) -> St
         &main,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::DeviceState;
+
+    #[test]
+    fn rows_escape_device_strings_and_cells_agree_with_the_stream() {
+        let st = DeviceState {
+            device: "<b>x\"</b>".into(),
+            online: Some(false),
+            offline_cause: Some("Shutdown".into()),
+            drops: [("queue".to_owned(), 2), ("ring:exec".to_owned(), 3)].into(),
+            ..DeviceState::default()
+        };
+        let v = DeviceView::of(&st, 0);
+        let ctx = Ctx {
+            token: None,
+            now_ms: 0,
+        };
+        let html = page(&ctx, std::slice::from_ref(&v), "<script>", 9);
+        assert!(
+            !html.contains("<b>") && !html.contains("<script>"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "<tr data-device=\"&lt;b&gt;x&quot;&lt;/b&gt;\" data-status=\"offline\" class=\"offline\"><td data-col=\"device\"><a href=\"/device/%3Cb%3Ex%22%3C%2Fb%3E\">&lt;b&gt;x&quot;&lt;/b&gt;</a></td><td data-col=\"status\">offline (Shutdown)</td>"
+        ));
+        assert!(html.contains("data-filter=\"&lt;script&gt;\" data-version=\"9\""));
+        let row = row_json(&v, 0);
+        assert_eq!(row["cells"]["drops"], "5 (queue=2 ring:exec=3)");
+        assert_eq!(row["cells"]["last_seen"], "never");
+        assert_eq!(row["cells"]["cpu"], "—");
+    }
+}
