@@ -15,7 +15,10 @@ use serde_json::Value;
 
 pub use view::{DeviceView, ProbeView};
 
-use crate::{Outcome, Summary, Totals, store::kind_of};
+use crate::{
+    Outcome, Summary, Totals,
+    store::{DROPS, GAP, Record, STATUS},
+};
 
 /// What is known of one device (saved with the history).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -108,12 +111,14 @@ impl Fleet {
         fleet
     }
 
-    /// Takes in one outcome of [`Hub::handle`](crate::Hub::handle) (`totals` is the hub's,
-    /// after it); `now_ms` is the hub's clock, `retained` whether the broker replayed the
+    /// Takes in one outcome of [`Hub::handle`](crate::Hub::handle) and the records it left
+    /// ([`rows_of`](crate::store::rows_of): their kinds are counted); `totals` is the hub's,
+    /// after it; `now_ms` is the hub's clock, `retained` whether the broker replayed the
     /// message from its store (it does not mean the device was heard from now).
     pub fn apply(
         &mut self,
         outcome: &Outcome,
+        records: &[Record],
         totals: &Totals,
         now_ms: i64,
         retained: bool,
@@ -180,11 +185,17 @@ impl Fleet {
                 });
             }
             Some(Message::Metrics(m)) => st.metrics = serde_json::to_value(m).ok(),
-            Some(Message::Events(b)) => {
-                for ev in &b.events {
-                    let kind =
-                        serde_json::to_value(ev).map_or_else(|_| "unknown".into(), |v| kind_of(&v));
-                    *st.events_by_kind.entry(kind).or_default() += 1;
+            Some(Message::Events(_)) => {
+                let events = records
+                    .iter()
+                    .filter(|r| !matches!(r.kind.as_str(), STATUS | GAP | DROPS));
+                for r in events {
+                    match st.events_by_kind.get_mut(&r.kind) {
+                        Some(n) => *n += 1,
+                        None => {
+                            st.events_by_kind.insert(r.kind.clone(), 1);
+                        }
+                    }
                 }
             }
             None => {}

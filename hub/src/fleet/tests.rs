@@ -121,7 +121,8 @@ fn feed(
     retained: bool,
 ) -> Option<StatusChange> {
     let outcome = hub.handle(&format!("edge/pi1/{leaf}"), payload);
-    fleet.apply(&outcome, &hub.totals, now, retained)
+    let (records, _) = crate::store::rows_of(&outcome, now);
+    fleet.apply(&outcome, &records, &hub.totals, now, retained)
 }
 
 #[test]

@@ -149,18 +149,21 @@ fn take(
     pending: &mut WriteBatch,
 ) -> Outcome {
     let now = timespec::now_ms();
-    let (outcome, change, view) = {
+    let (outcome, records, sample, change, view) = {
         let mut st = shared.state();
         let st = &mut *st;
         let outcome = st.hub.handle(topic, payload);
-        let change = st.fleet.apply(&outcome, &st.hub.totals, now, retained);
+        let (records, sample) = rows_of(&outcome, now);
+        let change = st
+            .fleet
+            .apply(&outcome, &records, &st.hub.totals, now, retained);
         let view = match (&outcome, &change) {
             (Outcome::Accepted { device, .. }, Some(_)) => {
                 st.fleet.device(device).map(|d| DeviceView::of(d, now))
             }
             _ => None,
         };
-        (outcome, change, view)
+        (outcome, records, sample, change, view)
     };
     match (&change, &outcome) {
         (Some(StatusChange::StaleWill { session, current }), Outcome::Accepted { device, .. }) => {
@@ -174,7 +177,6 @@ fn take(
         }
         _ => {}
     }
-    let (records, sample) = rows_of(&outcome, now);
     if shared.live.receiver_count() > 0 {
         let send = |device: &str, event, data: String| {
             let _ = shared.live.send(Arc::new(Live {
