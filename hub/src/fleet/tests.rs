@@ -30,6 +30,7 @@ fn birth(session: u32) -> Vec<u8> {
                 name: bounded("exec"),
                 tracepoint: bounded("sched:sched_process_exec"),
                 state: ProbeState::Attached,
+                method: edge_wire::AttachMethod::Tracepoint,
             },
             ProbeInfo {
                 name: bounded("bind_exit"),
@@ -37,6 +38,7 @@ fn birth(session: u32) -> Vec<u8> {
                 state: ProbeState::Skipped {
                     reason: bounded("not found"),
                 },
+                method: edge_wire::AttachMethod::Tracepoint,
             },
         ],
         queue: QueueInfo {

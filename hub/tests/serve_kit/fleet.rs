@@ -44,6 +44,7 @@ pub fn birth(device: &str, session: u32) -> Vec<u8> {
                 name: bounded("exec"),
                 tracepoint: bounded("sched:sched_process_exec"),
                 state: ProbeState::Attached,
+                method: edge_wire::AttachMethod::Tracepoint,
             },
             ProbeInfo {
                 name: bounded("bind_exit"),
@@ -51,6 +52,7 @@ pub fn birth(device: &str, session: u32) -> Vec<u8> {
                 state: ProbeState::Skipped {
                     reason: bounded("tracepoint not found"),
                 },
+                method: edge_wire::AttachMethod::Tracepoint,
             },
         ],
         queue: QueueInfo {
