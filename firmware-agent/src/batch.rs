@@ -159,27 +159,29 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Turns cumulative counters into "since last time" drop entries (non-zero only).
+/// Decides which drop totals a batch carries: the run's non-zero totals whenever the batch has
+/// events or the totals changed since the last batch that carried them (so a drops-only batch
+/// is sent only when there is news).
 #[derive(Default)]
-pub struct DropDelta {
-    last: Vec<u64>,
+pub struct DropReport {
+    last: Vec<DropCount>,
 }
 
-impl DropDelta {
-    pub fn delta(&mut self, current: &[(&str, u64)]) -> Vec<DropCount> {
-        self.last.resize(current.len(), 0);
-        let mut out = Vec::new();
-        for (i, (name, now)) in current.iter().enumerate() {
-            let d = now.saturating_sub(self.last[i]);
-            self.last[i] = *now;
-            if d > 0 {
-                out.push(DropCount {
-                    source: bounded(name),
-                    count: d,
-                });
-            }
+impl DropReport {
+    pub fn carry(&mut self, has_events: bool, totals: &[(&str, u64)]) -> Vec<DropCount> {
+        let now: Vec<DropCount> = totals
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| DropCount {
+                source: bounded(name),
+                count: *n,
+            })
+            .collect();
+        if !has_events && now == self.last {
+            return Vec::new();
         }
-        out
+        self.last.clone_from(&now);
+        now
     }
 }
 
@@ -261,17 +263,20 @@ mod tests {
     }
 
     #[test]
-    fn drop_deltas_report_only_new_losses() {
-        let mut d = DropDelta::default();
-        assert!(d.delta(&[("a", 0), ("b", 0)]).is_empty());
-        let got = d.delta(&[("a", 3), ("b", 0)]);
+    fn batches_carry_drop_totals_and_drops_alone_only_when_they_change() {
+        let mut r = DropReport::default();
+        assert!(r.carry(false, &[("a", 0), ("b", 0)]).is_empty());
+        let three = vec![DropCount {
+            source: bounded("a"),
+            count: 3,
+        }];
+        assert_eq!(r.carry(false, &[("a", 3), ("b", 0)]), three, "news");
+        assert!(r.carry(false, &[("a", 3), ("b", 0)]).is_empty(), "no news");
         assert_eq!(
-            got,
-            vec![DropCount {
-                source: bounded("a"),
-                count: 3
-            }]
+            r.carry(true, &[("a", 3), ("b", 0)]),
+            three,
+            "with events: the totals"
         );
-        assert!(d.delta(&[("a", 3), ("b", 0)]).is_empty());
+        assert_eq!(r.carry(false, &[("a", 3), ("b", 1)]).len(), 2);
     }
 }

@@ -12,7 +12,7 @@ use edge_wire::{DropCount, bounded};
 use futures_lite::future;
 
 use crate::{
-    batch::{Batcher, DropDelta, Flush, Stamped},
+    batch::{Batcher, DropReport, Flush, Stamped},
     kernel::proc_ppid,
     metrics::{Sampler, Stats},
     outbox::{Leaf, Outbox},
@@ -51,7 +51,7 @@ pub async fn read_ring(
     }
 }
 
-/// Every drop source's total since start, in events, in a fixed order (so deltas line up).
+/// Every drop source's total since start, in events, in a fixed order.
 pub fn drop_totals(
     drops: &PerCpuArray<MapData, u64>,
     outbox: &Outbox,
@@ -97,7 +97,7 @@ impl BatchLoop {
             self.max_bytes,
             self.max_age,
         );
-        let mut delta = DropDelta::default();
+        let mut report = DropReport::default();
         loop {
             let step = match batcher.deadline() {
                 None => self.rx.recv().await.map_or(Step::Closed, Step::Event),
@@ -115,23 +115,23 @@ impl BatchLoop {
             match step {
                 Step::Event(ev) => {
                     if batcher.push(ev) {
-                        self.flush(&mut batcher, &mut delta);
+                        self.flush(&mut batcher, &mut report);
                     }
                 }
-                Step::Due => self.flush(&mut batcher, &mut delta),
+                Step::Due => self.flush(&mut batcher, &mut report),
                 Step::Closed => {
-                    self.flush(&mut batcher, &mut delta);
+                    self.flush(&mut batcher, &mut report);
                     // Drops caused by that last push still go out in a batch of their own.
-                    self.flush(&mut batcher, &mut delta);
+                    self.flush(&mut batcher, &mut report);
                     return;
                 }
             }
         }
     }
 
-    fn flush(&self, batcher: &mut Batcher, delta: &mut DropDelta) {
+    fn flush(&self, batcher: &mut Batcher, report: &mut DropReport) {
         let totals = drop_totals(&self.drops, &self.outbox, &self.stats);
-        match batcher.flush(delta.delta(&totals)) {
+        match batcher.flush(report.carry(!batcher.is_empty(), &totals)) {
             Flush::Nothing => {}
             Flush::Batch {
                 seq,

@@ -1,5 +1,5 @@
 //! Per-device delivery totals, kept per stream (`boot_id`, `run_id`): distinct batches, events
-//! delivered (once per distinct `(boot_id, run_id, seq)`), reported drops by source (summed over
+//! delivered (once per distinct `(boot_id, run_id, seq)`), reported drops by source (the highest total per source over
 //! distinct batches only), duplicate batches and missing seqs
 //! (`(max - min + 1) - distinct` per stream, so a late replay fills its gap back in). Batches
 //! may arrive in any order: a replayed backlog interleaves with live batches.
@@ -154,7 +154,10 @@ impl Totals {
                 } else {
                     OTHER_SOURCE
                 };
-            *t.drops.entry(source.to_owned()).or_default() += d.count;
+            // Counts are the run's totals so far: the highest seen is the total (a lost or
+            // late batch cannot make it wrong, a later one carries at least as much).
+            let total = t.drops.entry(source.to_owned()).or_default();
+            *total = (*total).max(d.count);
         }
         let gap = highest
             .filter(|&hi| batch.seq > hi.saturating_add(1))

@@ -38,7 +38,13 @@ impl Rig {
         let client_id = format!("hub-{device}");
         let mut hub = Hub::start_args(
             &broker.url(),
-            &["--client-id", &client_id, "--persistent-session"],
+            &[
+                "--client-id",
+                &client_id,
+                "--persistent-session",
+                "--totals-every",
+                "1",
+            ],
         );
         let config = write_config(dir.path(), "agent.toml", extra);
         let agent = Agent::start(&broker, &device, &config);
@@ -59,22 +65,29 @@ pub fn is_status(v: &Value, device: &str, kind: &str, session: u64) -> bool {
     v["type"] == kind && v["device"] == device && v["body"]["session"] == session
 }
 
-/// Sum of the drops the hub reported for `device` (every source).
+/// The drops the hub counted for `device` (every source), from its latest totals record
+/// (printed every second): per stream the highest total each batch carried, summed.
 pub fn reported_drops(hub: &Hub, device: &str) -> u64 {
-    drops_where(hub, device, |_| true)
+    latest_drops(hub, device)
+        .values()
+        .filter_map(Value::as_u64)
+        .sum()
 }
 
 pub fn reported_drops_from(hub: &Hub, device: &str, source: &str) -> u64 {
-    drops_where(hub, device, |s| s == source)
+    latest_drops(hub, device)
+        .get(source)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
-fn drops_where(hub: &Hub, device: &str, pick: impl Fn(&str) -> bool) -> u64 {
+fn latest_drops(hub: &Hub, device: &str) -> serde_json::Map<String, Value> {
     hub.seen
         .iter()
-        .filter(|v| v["type"] == "drops" && v["device"] == device)
-        .filter(|v| pick(v["source"].as_str().unwrap_or("")))
-        .filter_map(|v| v["count"].as_u64())
-        .sum()
+        .rev()
+        .find(|v| v["type"] == "totals" && v["device"] == device)
+        .and_then(|v| v["drops"].as_object().cloned())
+        .unwrap_or_default()
 }
 
 /// Polls `cond` until it holds (failing after a generous bound).

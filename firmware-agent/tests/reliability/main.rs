@@ -300,16 +300,17 @@ fn during_a_long_outage_the_rss_stays_under_the_ram_cap_plus_idle() {
     broker.stop().expect("stop mosquitto");
     std::thread::sleep(Duration::from_secs(3));
     let idle = rss_kib(pid) * 1024;
-    let mut generator = Generator::start(5000);
+    // 2000 binds/s for 30 s: about 1.9 MB of batches, well over the cap.
+    let mut generator = Generator::start(2000);
     let mut peak = 0;
-    let until = Instant::now() + Duration::from_secs(20);
+    let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         peak = peak.max(rss_kib(pid) * 1024);
         std::thread::sleep(Duration::from_millis(100));
     }
     let generated = generator.stop();
     eprintln!(
-        "FIGURES RSS during a 20 s outage at 5000 binds/s ({generated} binds), RAM cap {cap} B: idle (after traffic, disconnected, queue empty) {} KiB, peak {} KiB",
+        "FIGURES RSS during a 30 s outage at 2000 binds/s ({generated} binds), RAM cap {cap} B: idle (after traffic, disconnected, queue empty) {} KiB, peak {} KiB",
         idle / 1024,
         peak / 1024
     );
@@ -357,10 +358,26 @@ fn sigterm_during_an_outage_ends_in_bounded_time_and_the_spool_keeps_what_was_le
     // Next start: what was left is delivered.
     broker.restart().expect("restart mosquitto");
     let agent = Agent::start(&broker, &rig.device, &rig.config);
-    let delivered = hub.wait_count("every bind made during the outage", generated, |v| {
-        v["type"] == "event" && v["event"]["Bind"]["task"]["pid"] == tid
-    });
-    assert_eq!(delivered, generated);
+    // A burst can overrun the kernel ring: those binds are counted, not delivered.
+    let ours = |v: &Value| v["type"] == "event" && v["event"]["Bind"]["task"]["pid"] == tid;
+    let deadline = Instant::now() + WAIT * 2;
+    let (mut delivered, mut ring) = (0, 0);
+    while Instant::now() < deadline {
+        hub.settle(Duration::from_millis(500));
+        delivered = hub.seen.iter().filter(|v| ours(v)).count() as u64;
+        ring = reported_drops_from(&hub, &rig.device, "ring:bind");
+        if delivered + ring >= generated {
+            break;
+        }
+    }
+    hub.settle(Duration::from_millis(1500));
+    delivered = hub.seen.iter().filter(|v| ours(v)).count() as u64;
+    ring = reported_drops_from(&hub, &rig.device, "ring:bind");
+    assert_eq!(
+        delivered + ring,
+        generated,
+        "delivered {delivered} + ring drops {ring}"
+    );
     let (st, log) = agent.terminate();
     assert!(st.success(), "{log}");
 }

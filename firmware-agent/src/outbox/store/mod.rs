@@ -48,6 +48,8 @@ pub(super) struct Store {
     live_cursor: u64,
     since_live: u32,
     spool_errors: u64,
+    /// Times the RAM cap made the queue drop (for rate-limited logging).
+    shed_events: u64,
     pub closed: bool,
     pub drops: Drops,
 }
@@ -68,6 +70,7 @@ impl Store {
             live_cursor: 0,
             since_live: 0,
             spool_errors: 0,
+            shed_events: 0,
             closed: false,
             drops: Drops::default(),
         };
@@ -136,8 +139,12 @@ impl Store {
             }
         }
         if dropped.0 > 0 {
+            self.shed_events += 1;
+        }
+        // One line per doubling: an outage does not flood the log.
+        if dropped.0 > 0 && self.shed_events.is_power_of_two() {
             log::warn!(
-                "queue over its {} B RAM cap{}: dropped the {} oldest messages ({} events)",
+                "queue over its {} B RAM cap{}: dropped the {} oldest messages ({} events); {} times so far, totals in metrics",
                 self.ram_cap,
                 if self.spool.is_some() {
                     " and the spool failed"
@@ -145,7 +152,8 @@ impl Store {
                     " (no spool)"
                 },
                 dropped.0,
-                dropped.1
+                dropped.1,
+                self.shed_events
             );
         }
     }
