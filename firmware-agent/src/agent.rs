@@ -155,6 +155,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         rings,
         probes,
     } = load(cfg)?;
+    let summaries = crate::summary::Summaries::take(&mut ebpf, &cfg.summaries, &probes)?;
     let origin = Origin {
         device: device.to_owned(),
         boot_id: kernel.boot_id.clone(),
@@ -243,6 +244,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
                 ))
             })
             .collect();
+        let summariser = summaries.spawn(tx.clone(), stop.clone());
         drop(tx);
         let batcher = smol::spawn(
             BatchLoop {
@@ -272,6 +274,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         for r in readers {
             r.await;
         }
+        summariser.await;
         batcher.await;
         if let Some(s) = sampler {
             s.await;

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod batch;
+pub mod cgroup;
 pub mod config;
 pub mod counters;
 pub mod decode;
@@ -14,4 +15,5 @@ pub mod probes;
 pub mod publish;
 pub mod ringbuf;
 pub mod selftest;
+pub mod summary;
 pub mod tracefs;

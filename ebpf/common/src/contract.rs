@@ -165,6 +165,7 @@ pub enum Program {
     BindExit,
     Exec,
     ExitGroup,
+    SignalGenerate,
     SignalDeliver,
     Exit,
     OomMarkVictim,
@@ -186,12 +187,13 @@ pub enum Program {
 }
 
 impl Program {
-    pub const ALL: [Program; 23] = [
+    pub const ALL: [Program; 24] = [
         Self::Fork,
         Self::BindEnter,
         Self::BindExit,
         Self::Exec,
         Self::ExitGroup,
+        Self::SignalGenerate,
         Self::SignalDeliver,
         Self::Exit,
         Self::OomMarkVictim,
@@ -221,6 +223,7 @@ impl Program {
             Self::BindExit => "bind_exit",
             Self::Exec => "exec",
             Self::ExitGroup => "exit_group",
+            Self::SignalGenerate => "signal_generate",
             Self::SignalDeliver => "signal_deliver",
             Self::Exit => "exit",
             Self::OomMarkVictim => "oom_mark_victim",
@@ -245,9 +248,12 @@ impl Program {
     pub const fn family(self) -> Family {
         match self {
             Self::BindEnter | Self::BindExit => Family::Bind,
-            Self::Fork | Self::Exec | Self::ExitGroup | Self::SignalDeliver | Self::Exit => {
-                Family::Lifecycle
-            }
+            Self::Fork
+            | Self::Exec
+            | Self::ExitGroup
+            | Self::SignalGenerate
+            | Self::SignalDeliver
+            | Self::Exit => Family::Lifecycle,
             Self::OomMarkVictim => Family::Oom,
             Self::TcpState
             | Self::TcpRetransmit

@@ -89,6 +89,10 @@ pub struct TracepointOffsets {
     pub exec_filename: Field<DataLoc>,
     /// syscalls:sys_enter_exit_group `error_code`.
     pub exit_group_code: Field<u64>,
+    /// signal:signal_generate `sig`, `pid` (the target), `result`.
+    pub generate_sig: Field<i32>,
+    pub generate_pid: Field<i32>,
+    pub generate_result: Field<i32>,
     /// signal:signal_deliver `sig`, `sa_handler`.
     pub signal_sig: Field<i32>,
     pub signal_handler: Field<u64>,
@@ -145,6 +149,9 @@ impl TracepointOffsets {
         bind_ret: Field::UNKNOWN,
         exec_filename: Field::UNKNOWN,
         exit_group_code: Field::UNKNOWN,
+        generate_sig: Field::UNKNOWN,
+        generate_pid: Field::UNKNOWN,
+        generate_result: Field::UNKNOWN,
         signal_sig: Field::UNKNOWN,
         signal_handler: Field::UNKNOWN,
         fork_pid: Field::UNKNOWN,

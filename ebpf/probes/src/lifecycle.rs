@@ -1,6 +1,7 @@
 //! Process lifecycle: exec (sched:sched_process_exec), exit (sched:sched_process_exit) and the
 //! hooks that tell how an exit happened without BTF: exit_group()'s code
-//! (syscalls:sys_enter_exit_group), the fatal signal (signal:signal_deliver), and the parent
+//! (syscalls:sys_enter_exit_group), the fatal signal (signal:signal_deliver, with the signal as
+//! sent from signal:signal_generate when the kernel delivers it as SIGKILL), and the parent
 //! recorded when a process (not a thread) is created (task:task_newtask, which carries the
 //! clone flags).
 
@@ -17,7 +18,7 @@ use firmware_agent_common::{
 
 use crate::{
     ProbeError, ProbeResult, finish,
-    maps::{EXITING, PARENTS, current_tgid, fill_header, offsets, read, reserve},
+    maps::{EXITING, PARENTS, SENT_SIGNALS, current_tgid, fill_header, offsets, read, reserve},
 };
 
 /// Bit `sig - 1` for signal `sig` (1..=64), so all 64 signals fit in a `u64`.
@@ -39,6 +40,9 @@ const NON_FATAL_DEFAULT: u64 = sig_bit(17)
 /// The highest signal number (`_NSIG`).
 const MAX_SIGNAL: i32 = 64;
 const SIG_DFL: u64 = 0;
+const SIGKILL: i32 = 9;
+/// signal_generate `result`: the signal was queued.
+const TRACE_SIGNAL_DELIVERED: i32 = 0;
 /// clone(2) flags that matter to the parent map.
 const CLONE_THREAD: u64 = 0x0001_0000;
 const CLONE_PARENT: u64 = 0x0000_8000;
@@ -136,6 +140,49 @@ fn try_exit_group(ctx: &TracePointContext) -> ProbeResult {
 }
 
 #[tracepoint]
+pub fn signal_generate(ctx: TracePointContext) -> u32 {
+    finish(Program::SignalGenerate, try_signal_generate(&ctx))
+}
+
+fn try_signal_generate(ctx: &TracePointContext) -> ProbeResult {
+    let off = offsets();
+    if read(ctx, off.generate_result)? != TRACE_SIGNAL_DELIVERED {
+        return Err(ProbeError::Ignored);
+    }
+    let sig = read(ctx, off.generate_sig)?;
+    let pid = read(ctx, off.generate_pid)?;
+    SENT_SIGNALS.insert(&(pid as u32), &(sig as u32), 0)?;
+    Ok(())
+}
+
+/// The signal to report for a delivery of `sig` to the current task. A signal that is fatal
+/// by default, sent to a process, is turned into SIGKILL for the whole group when it is queued
+/// (unless it dumps core): the delivery then says SIGKILL, and the signal as sent is the truth.
+#[inline(always)]
+fn as_sent(sig: i32) -> i32 {
+    if sig != SIGKILL {
+        return sig;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
+    let sent = SENT_SIGNALS
+        .get_ptr(&pid)
+        .or_else(|| SENT_SIGNALS.get_ptr(&tgid));
+    match sent {
+        // SAFETY: map value pointer valid during this program run.
+        Some(p) => {
+            let s = unsafe { *p } as i32;
+            if (1..=MAX_SIGNAL).contains(&s) && NON_FATAL_DEFAULT & sig_bit(s as u32) == 0 {
+                s
+            } else {
+                sig
+            }
+        }
+        None => sig,
+    }
+}
+
+#[tracepoint]
 pub fn signal_deliver(ctx: TracePointContext) -> u32 {
     finish(Program::SignalDeliver, try_signal_deliver(&ctx))
 }
@@ -153,7 +200,7 @@ fn try_signal_deliver(ctx: &TracePointContext) -> ProbeResult {
     let info = ExitInfo {
         flags: FLAG_EXIT_SIGNAL,
         exit_code: 0,
-        signal: sig as u32,
+        signal: as_sent(sig) as u32,
         _pad: 0,
     };
     EXITING.insert(&current_tgid(), &info, 0)?;
@@ -179,6 +226,7 @@ fn try_exit(_ctx: &TracePointContext) -> ProbeResult {
     let (ppid, ppid_flag) = parent_of(tgid);
     let _ = EXITING.remove(&tgid);
     let _ = PARENTS.remove(&tgid);
+    let _ = SENT_SIGNALS.remove(&tgid);
     let mut entry = reserve::<ExitEvent>()?;
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points at a reserved, exclusively owned record of the right size.

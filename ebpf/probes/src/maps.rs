@@ -45,6 +45,10 @@ pub static PENDING_BIND: LruHashMap<u64, PendingBind> = LruHashMap::with_max_ent
 #[map]
 pub static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
 
+/// The last signal sent to each task (by thread id) that the kernel queued.
+#[map]
+pub static SENT_SIGNALS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
+
 /// How each process is ending (exit code or fatal signal), by tgid.
 #[map]
 pub static EXITING: LruHashMap<u32, ExitInfo> = LruHashMap::with_max_entries(4096, 0);

@@ -165,6 +165,16 @@ pub static PROBES: &[ProbeSpec] = &[
         &[need!("error_code" => exit_group_code)],
     ),
     tp(
+        Program::SignalGenerate,
+        "signal:signal_generate",
+        false,
+        &[
+            need!("sig" => generate_sig),
+            need!("pid" => generate_pid),
+            need!("result" => generate_result),
+        ],
+    ),
+    tp(
         Program::SignalDeliver,
         "signal:signal_deliver",
         false,
