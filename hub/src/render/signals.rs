@@ -147,3 +147,105 @@ pub fn storage_lines(device: &str, e: &StorageSummary) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use edge_wire::{DiskIo, OomMemory, Task, TcpFlow, TcpRest, Writer, bounded};
+
+    use super::*;
+
+    fn task(tgid: u32, comm: &str) -> Task {
+        Task {
+            pid: tgid,
+            tgid,
+            comm: bounded(comm),
+        }
+    }
+
+    #[test]
+    fn oom_tcp_and_storage_lines() {
+        let oom = OomKill {
+            age_us: 0,
+            task: task(41, "tail"),
+            killed_by: None,
+            memory: Some(OomMemory {
+                total_vm_kib: 35476,
+                anon_rss_kib: 32640,
+                file_rss_kib: 1588,
+                shmem_rss_kib: 0,
+                pgtables_kib: 108,
+                uid: 0,
+                oom_score_adj: 0,
+            }),
+            cgroup: Some(bounded("/jobs/a")),
+        };
+        assert_eq!(
+            oom_line("pi1", &oom),
+            "pi1 [41] tail OOM-KILLED (pid 41) anon-rss 32640 KiB file-rss 1588 KiB shmem-rss 0 KiB total-vm 35476 KiB pgtables 108 KiB uid 0 oom_score_adj 0 cgroup /jobs/a"
+        );
+        let tcp = TcpSummary {
+            age_us: 0,
+            interval_ms: 1000,
+            flows: vec![TcpFlow {
+                task: task(7, "curl"),
+                direction: Direction::Outbound,
+                peer: IpAddr::V6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                port: 443,
+                counts: TcpCounts {
+                    opened: 1,
+                    closed: 1,
+                    bytes_sent: 10,
+                    bytes_received: 20,
+                    retransmits: 2,
+                    closed_ms_total: 5,
+                    closed_ms_max: 5,
+                    ..Default::default()
+                },
+            }],
+            rest: Some(TcpRest {
+                flows: 2,
+                counts: TcpCounts {
+                    opened: 2,
+                    ..Default::default()
+                },
+            }),
+        };
+        assert_eq!(
+            tcp_lines("pi1", &tcp),
+            [
+                "pi1 [7] curl tcp -> to [::1] port 443 over 1000 ms: opened 1 closed 1 sent 10 B received 20 B retransmits 2 lifetime 5 ms total, 5 ms max",
+                "pi1 tcp 2 more flows over 1000 ms: opened 2 closed 0 sent 0 B received 0 B",
+            ]
+        );
+        let storage = StorageSummary {
+            age_us: 0,
+            interval_ms: 1000,
+            writers: vec![Writer {
+                task: task(9, "dd"),
+                device: bounded("mmcblk0p2"),
+                bytes: 1_048_576,
+            }],
+            rest_writers: 0,
+            rest_bytes: 0,
+            disks: vec![DiskIo {
+                disk: bounded("mmcblk0"),
+                reads: 1,
+                read_bytes: 4096,
+                writes: 3,
+                write_bytes: 1_052_672,
+                others: 1,
+                latency: Log2Hist {
+                    first: 9,
+                    counts: vec![1, 0, 3],
+                },
+            }],
+        };
+        assert_eq!(
+            storage_lines("pi1", &storage),
+            [
+                "pi1 [9] dd wrote 1048576 B to mmcblk0p2 over 1000 ms",
+                "pi1 disk mmcblk0: reads 1 (4096 B) writes 3 (1052672 B) others 1 over 1000 ms; latency 512us+:1 2ms+:3",
+            ]
+        );
+    }
+}
