@@ -253,9 +253,14 @@ fn add_totals(st: &mut DeviceState, base: &Base, now: &Summary) {
     st.events = base.events + now.delivered_events;
     st.missing_batches = base.missing_batches + now.missing_batches;
     st.duplicate_batches = base.duplicate_batches + now.duplicate_batches;
+    // Drop counts are run totals: across a hub restart the same run reports its total again, so
+    // the saved and the new counts are combined by their maximum, not added (a device that
+    // restarted while the hub was down is undercounted by its older run's losses until that run
+    // is seen again).
     st.drops.clone_from(&base.drops);
     for (source, n) in &now.drops {
-        *st.drops.entry(source.clone()).or_default() += n;
+        let total = st.drops.entry(source.clone()).or_default();
+        *total = (*total).max(*n);
     }
 }
 

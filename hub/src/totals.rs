@@ -147,17 +147,22 @@ impl Totals {
         let t = &mut stream.totals;
         t.batches += 1;
         t.delivered_events += batch.events.len() as u64;
+        // Counts are the run's totals so far: the highest seen is the total (a lost or late
+        // batch cannot make it wrong, a later one carries at least as much). Sources past the
+        // bound are summed within the batch, then treated the same way.
+        let mut other = 0u64;
         for d in &batch.drops {
-            let source =
-                if t.drops.contains_key(d.source.as_str()) || t.drops.len() < MAX_DROP_SOURCES {
-                    d.source.as_str()
-                } else {
-                    OTHER_SOURCE
-                };
-            // Counts are the run's totals so far: the highest seen is the total (a lost or
-            // late batch cannot make it wrong, a later one carries at least as much).
-            let total = t.drops.entry(source.to_owned()).or_default();
-            *total = (*total).max(d.count);
+            let source = d.source.as_str();
+            if t.drops.contains_key(source) || t.drops.len() < MAX_DROP_SOURCES {
+                let total = t.drops.entry(source.to_owned()).or_default();
+                *total = (*total).max(d.count);
+            } else {
+                other += d.count;
+            }
+        }
+        if other > 0 {
+            let total = t.drops.entry(OTHER_SOURCE.to_owned()).or_default();
+            *total = (*total).max(other);
         }
         let gap = highest
             .filter(|&hi| batch.seq > hi.saturating_add(1))

@@ -231,7 +231,8 @@ fn counts_carry_over_a_restart_through_the_saved_state() {
             v.duplicate_batches,
             v.drops_total
         ),
-        (6, 1, 1, 6)
+        (6, 1, 1, 2),
+        "every batch says the run lost 2 so far: the total is 2, before and after the restart"
     );
     assert_eq!(v.events_by_kind, [("exit".to_owned(), 6)].into());
     assert_eq!(fleet.changed_since(0).count(), 1);

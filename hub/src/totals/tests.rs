@@ -69,7 +69,8 @@ fn a_replayed_backlog_interleaved_with_live_batches() {
         // The previous run's spool replays, out of order, between live batches.
         (old(7, 3, &[("spool", 2)]), new(None)),
         (old(5, 1, &[]), new(None)),
-        (live(2, 4, &[("ring:bind", 1)]), new(None)),
+        // Totals: the run has lost 4 ring records by now.
+        (live(2, 4, &[("ring:bind", 4)]), new(None)),
         (old(6, 0, &[("spool:corrupt", 1)]), new(None)),
         (old(7, 3, &[("spool", 2)]), Arrival::Duplicate),
         (live(6, 1, &[]), new(Some((5, 6, 1)))),
@@ -149,10 +150,11 @@ fn the_same_run_id_on_another_boot_is_another_stream() {
 #[test]
 fn old_streams_fold_into_the_device_summary() {
     let mut t = Totals::new();
-    // Each run: seqs 0 and 2 (one missing), 1 event each, 1 ring drop each.
+    // Each run: seqs 0 and 2 (one missing), 1 event each, 1 ring drop before each (totals 1, 2).
     for run in 0..(MAX_STREAMS as u64 + 4) {
         for seq in [0, 2] {
-            t.record("pi1", &batch("b", run, seq, 1, &[("ring:exec", 1)]));
+            let lost = u64::from(seq) / 2 + 1;
+            t.record("pi1", &batch("b", run, seq, 1, &[("ring:exec", lost)]));
         }
     }
     let n = MAX_STREAMS as u64 + 4;
