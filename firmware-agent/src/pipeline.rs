@@ -98,6 +98,13 @@ impl BatchLoop {
             self.max_age,
         );
         let mut report = DropReport::default();
+        // Losses found at start-up (a corrupt spool record) are news before any event comes.
+        if drop_totals(&self.drops, &self.outbox, &self.stats)
+            .iter()
+            .any(|(_, n)| *n > 0)
+        {
+            batcher.arm();
+        }
         loop {
             let step = match batcher.deadline() {
                 None => self.rx.recv().await.map_or(Step::Closed, Step::Event),
