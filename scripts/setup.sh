@@ -2,6 +2,7 @@
 # Installs everything the build, the demo and the tests need, idempotently. Run as root.
 #   - apt: mosquitto (broker + clients), QEMU for arm64, tools for the hw-tests and packaging,
 #     headless Chromium + chromedriver and Prometheus for the hub serve tests
+#     and python3-jinja2 (renders the Home Assistant templates in the hub tests)
 #   - rustup: the pinned stable (rust-toolchain.toml; aya 0.16 needs >= 1.98) with the musl
 #     targets, and the dated nightly with rust-src that builds the eBPF object
 #     (ebpf/nightly-toolchain)
@@ -16,7 +17,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # chromium, chromium-driver, fonts-dejavu-core and prometheus: the hub serve tests drive a real
 # headless browser and scrape the hub with a real Prometheus.
 want=(mosquitto mosquitto-clients openssl qemu-system-arm cpio xz-utils file
-      chromium chromium-driver fonts-dejavu-core prometheus)
+      chromium chromium-driver fonts-dejavu-core prometheus python3-jinja2)
 for extra in hw-tests/apt-packages.txt hw-tests/apt-packages-64k.txt packaging/apt-packages.txt; do
     [ -f "$extra" ] || continue
     while read -r p; do

@@ -1,18 +1,20 @@
 //! The `hub` binary's parts: the command line ([`cli`]), the monitoring and bridging loop
-//! ([`monitor`]), the server with history, web view and exporter ([`serve`], [`bridge`]), the
-//! history from the command line ([`query`]), the rebirth command ([`rebirth`]), what a broker
+//! ([`monitor`], with Home Assistant discovery in bridge mode), the server with history, web
+//! view and exporter ([`serve`], [`bridge`]), the history from the command line ([`query`]),
+//! the one-shot publishers behind `hub rebirth` and `hub forget` ([`oneshot`]), what a broker
 //! error means ([`broker`]) and standard output ([`output`]). [`run`] picks the mode.
 
 pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod monitor;
+pub mod oneshot;
 pub mod output;
 pub mod query;
-pub mod rebirth;
 pub mod serve;
 
 use anyhow::Context as _;
+use edge_hub::ha::{self, Publication};
 use serde_json::json;
 
 use self::{
@@ -29,11 +31,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let pid = std::process::id();
     match cli.mode {
         None | Some(Mode::Bridge { .. }) => {
-            let bridge = match cli.mode {
-                Some(Mode::Bridge { bridge_prefix }) => {
-                    Some(bridge_prefix.unwrap_or_else(|| format!("{}-json", cli.conn.prefix)))
+            let (bridge, ha) = match &cli.mode {
+                Some(Mode::Bridge { bridge_prefix, ha }) => {
+                    let bridge = bridge_prefix
+                        .clone()
+                        .unwrap_or_else(|| format!("{}-json", cli.conn.prefix));
+                    let ha = ha.settings(&bridge)?;
+                    (Some(bridge), ha)
                 }
-                _ => None,
+                _ => (None, None),
             };
             let mut opts = cli::options(&cli.conn.link(format!("edge-hub-{pid}"))?)?;
             if cli.persistent_session {
@@ -44,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 prefix: cli.conn.prefix.clone(),
                 json: cli.json,
                 bridge,
+                ha,
                 totals_every: cli.totals_every,
             };
             rt.block_on(monitor::run(opts, m))
@@ -69,10 +76,47 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let opts = cli::options(&cli.conn.link(format!("edge-hub-rebirth-{pid}"))?)?;
             let topic = format!("{}/{device}/cmd/rebirth", cli.conn.prefix);
-            rt.block_on(rebirth::run(opts, &cli.conn.broker, &topic, timeout))?;
+            let command = Publication {
+                topic: topic.clone(),
+                payload: Vec::new(),
+                retain: false,
+            };
+            rt.block_on(oneshot::run(opts, &cli.conn.broker, &[command], timeout))?;
             Printer::new(cli.json).either(
                 format!("REBIRTH requested from {device} on {topic} (acknowledged by the broker)"),
                 json!({"type": "rebirth", "device": device, "topic": topic, "acknowledged": true}),
+            )?;
+            Ok(())
+        }
+        Some(Mode::Forget {
+            device,
+            bridge_prefix,
+            ha_prefix,
+            timeout,
+        }) => {
+            if cli.totals_every.is_some() {
+                anyhow::bail!("--totals-every applies to monitoring, not to `hub forget`");
+            }
+            let bridge = bridge_prefix.unwrap_or_else(|| format!("{}-json", cli.conn.prefix));
+            let settings = ha::Settings::new(&ha_prefix, &bridge)
+                .map_err(|e| anyhow::anyhow!("--ha-prefix/--bridge-prefix: {e}"))?;
+            let mut pubs = ha::forget_publications(&settings, &device);
+            pubs.push(Publication {
+                topic: format!("{}/{device}/status", cli.conn.prefix),
+                payload: Vec::new(),
+                retain: true,
+            });
+            let topics: Vec<String> = pubs.iter().map(|p| p.topic.clone()).collect();
+            let opts = cli::options(&cli.conn.link(format!("edge-hub-forget-{pid}"))?)?;
+            log::info!("hub: forgetting {device}: clearing {}", topics.join(", "));
+            rt.block_on(oneshot::run(opts, &cli.conn.broker, &pubs, timeout))?;
+            Printer::new(cli.json).either(
+                edge_hub::escape(&format!(
+                    "FORGOTTEN {device}: cleared {} (acknowledged by the broker)",
+                    topics.join(" ")
+                ))
+                .into_owned(),
+                json!({"type": "forgotten", "device": device, "cleared": topics, "acknowledged": true}),
             )?;
             Ok(())
         }

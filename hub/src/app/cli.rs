@@ -1,6 +1,7 @@
 //! The command line (clap derive): the modes (`hub`, `hub bridge`, `hub serve`, `hub query`,
-//! `hub rebirth <device>`), the connection flags shared by all of them, and turning those flags
-//! into an `edge_mqtt::Link`. Every error names the flag (or environment variable) to fix.
+//! `hub rebirth <device>`, `hub forget <device>`), the connection flags shared by all of them,
+//! the Home Assistant flags ([`HaArgs`]), and turning those flags into an `edge_mqtt::Link`.
+//! Every error names the flag (or environment variable) to fix.
 
 mod serve_args;
 
@@ -42,11 +43,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Mode {
-    /// Also republish every decoded message as JSON on BRIDGE_PREFIX/<device>/<leaf>.
+    /// Also republish every decoded message as JSON on BRIDGE_PREFIX/<device>/<leaf>, and
+    /// announce each device to Home Assistant (MQTT discovery) unless --no-ha.
     Bridge {
         /// Default: PREFIX-json.
         #[arg(long, value_name = "BRIDGE_PREFIX", value_parser = topic_level)]
         bridge_prefix: Option<String>,
+        #[command(flatten)]
+        ha: HaArgs,
     },
     /// One long-running process: decode, store the history (SQLite under --data-dir), serve the
     /// web view, the JSON API and Prometheus metrics on --listen, and bridge JSON.
@@ -62,6 +66,47 @@ pub enum Mode {
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
         timeout: Duration,
     },
+    /// Decommission a device: remove it from Home Assistant (empty retained discovery config)
+    /// and clear its retained topics (the bridge's status, availability and summary, and the
+    /// agent's PREFIX/DEVICE/status). Stop the device's agent first, or it announces itself
+    /// again. Exits once the broker acknowledged every message.
+    Forget {
+        #[arg(value_parser = topic_level)]
+        device: String,
+        /// Default: PREFIX-json.
+        #[arg(long, value_name = "BRIDGE_PREFIX", value_parser = topic_level)]
+        bridge_prefix: Option<String>,
+        /// Home Assistant's discovery prefix.
+        #[arg(long, value_name = "PREFIX", default_value = edge_hub::ha::DEFAULT_DISCOVERY_PREFIX, value_parser = topic_level)]
+        ha_prefix: String,
+        /// Give up after SECONDS without the broker's acknowledgement.
+        #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+        timeout: Duration,
+    },
+}
+
+/// Home Assistant MQTT discovery, for the modes that bridge.
+#[derive(Debug, Args)]
+pub struct HaArgs {
+    /// Home Assistant's discovery prefix (configs go to PREFIX/device/<device>/config, and
+    /// PREFIX/status announces Home Assistant).
+    #[arg(long, value_name = "PREFIX", default_value = edge_hub::ha::DEFAULT_DISCOVERY_PREFIX, value_parser = topic_level)]
+    pub ha_prefix: String,
+    /// Do not publish Home Assistant discovery.
+    #[arg(long, conflicts_with = "ha_prefix")]
+    pub no_ha: bool,
+}
+
+impl HaArgs {
+    /// The discovery settings, or `None` with --no-ha.
+    pub fn settings(&self, bridge_prefix: &str) -> anyhow::Result<Option<edge_hub::ha::Settings>> {
+        if self.no_ha {
+            return Ok(None);
+        }
+        edge_hub::ha::Settings::new(&self.ha_prefix, bridge_prefix)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--ha-prefix/--bridge-prefix: {e}"))
+    }
 }
 
 /// How to reach the broker.

@@ -44,12 +44,13 @@ fn todays_invocations_still_parse() {
         assert!(matches!(
             cli.mode,
             Some(Mode::Bridge {
-                bridge_prefix: None
+                bridge_prefix: None,
+                ..
             })
         ));
     }
     let cli = parse(&["bridge", "--bridge-prefix", "out"]).expect("bridge prefix");
-    assert!(matches!(cli.mode, Some(Mode::Bridge { bridge_prefix: Some(p) }) if p == "out"));
+    assert!(matches!(cli.mode, Some(Mode::Bridge { bridge_prefix: Some(p), .. }) if p == "out"));
 }
 
 #[test]
@@ -98,6 +99,40 @@ fn new_flags_and_rebirth_parse() {
     assert!(
         matches!(cli.mode, Some(Mode::Rebirth { timeout, .. }) if timeout == Duration::from_secs(10))
     );
+}
+
+#[test]
+fn home_assistant_flags_and_forget_parse() {
+    let ha = |args: &[&str]| match parse(args).expect("bridge").mode {
+        Some(Mode::Bridge { ha, bridge_prefix }) => {
+            let bridge = bridge_prefix.unwrap_or_else(|| "edge-json".into());
+            ha.settings(&bridge).expect("settings")
+        }
+        other => panic!("{other:?}"),
+    };
+    let s = ha(&["bridge"]).expect("on by default");
+    assert_eq!(
+        (s.discovery_prefix.as_str(), s.bridge_prefix.as_str()),
+        ("homeassistant", "edge-json")
+    );
+    let s = ha(&["bridge", "--ha-prefix", "ha2", "--bridge-prefix", "out"]).expect("on");
+    assert_eq!(
+        (s.discovery_prefix.as_str(), s.bridge_prefix.as_str()),
+        ("ha2", "out")
+    );
+    assert_eq!(ha(&["bridge", "--no-ha"]), None);
+    assert!(error(&["bridge", "--no-ha", "--ha-prefix", "x"]).contains("cannot be used with"));
+    assert!(error(&["bridge", "--ha-prefix", "a/b"]).contains("--ha-prefix <PREFIX>"));
+    assert!(error(&["--no-ha"]).contains("--no-ha"), "bridge mode only");
+
+    let cli = parse(&["forget", "pi-7", "--ha-prefix", "ha2", "--timeout", "3"]).expect("forget");
+    assert!(matches!(
+        cli.mode,
+        Some(Mode::Forget { device, bridge_prefix: None, ha_prefix, timeout })
+            if device == "pi-7" && ha_prefix == "ha2" && timeout == Duration::from_secs(3)
+    ));
+    assert!(error(&["forget", "a#"]).contains("<DEVICE>"));
+    assert!(error(&["forget"]).contains("<DEVICE>"));
 }
 
 #[test]

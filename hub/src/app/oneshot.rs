@@ -1,33 +1,40 @@
-//! `hub rebirth <device>`: publishes an empty, non-retained QoS 1 message on
-//! `<prefix>/<device>/cmd/rebirth` and exits once the broker acknowledged it (PUBACK), within
+//! One-shot publishing for `hub rebirth <device>` and `hub forget <device>`: publishes a few
+//! QoS 1 messages and exits once the broker acknowledged every one (PUBACK), within
 //! `--timeout`. While the broker is unreachable it retries until then; a refused login or a
-//! failed TLS handshake ends it at once. A PUBACK means the broker took the command, not that
-//! an agent was listening (MQTT 3.1.1 acknowledges even a publish the ACL silently drops).
+//! failed TLS handshake ends it at once. A PUBACK means the broker took the message, not that
+//! anyone was listening (MQTT 3.1.1 acknowledges even a publish the ACL silently drops).
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::Context as _;
+use edge_hub::ha::Publication;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::broker::{describe, is_fatal};
 
-/// Asks for the rebirth; returns once the broker acknowledged it.
+/// Publishes `pubs`; returns once the broker acknowledged all of them.
 pub async fn run(
     opts: MqttOptions,
     broker: &str,
-    topic: &str,
+    pubs: &[Publication],
     wait: Duration,
 ) -> anyhow::Result<()> {
-    let (client, mut eventloop) = AsyncClient::new(opts, 8);
+    let (client, mut eventloop) = AsyncClient::new(opts, pubs.len() + 2);
     let deadline = Instant::now() + wait;
+    let topics = pubs
+        .iter()
+        .map(|p| p.topic.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut requested = false;
-    let mut pkid = None;
+    let mut sent = BTreeSet::new();
+    let mut acked = 0;
     let mut last_error = None;
     loop {
         let Ok(event) = timeout_at(deadline, eventloop.poll()).await else {
             anyhow::bail!(
-                "{broker}: no acknowledgement for {topic} within {wait:?}{}",
+                "{broker}: no acknowledgement for {topics} within {wait:?}{}",
                 match (&last_error, requested) {
                     (Some(e), _) => format!(" (broker unreachable: {e})"),
                     (None, true) => " (connected, but the broker did not answer)".into(),
@@ -40,18 +47,25 @@ pub async fn run(
                 last_error = None;
                 // Once: after a reconnect rumqttc itself sends what is still unacknowledged.
                 if !requested {
-                    client
-                        .publish(topic, QoS::AtLeastOnce, false, Vec::<u8>::new())
-                        .await
-                        .context("queueing the rebirth request")?;
+                    for p in pubs {
+                        client
+                            .publish(&p.topic, QoS::AtLeastOnce, p.retain, p.payload.clone())
+                            .await
+                            .with_context(|| format!("queueing the message for {}", p.topic))?;
+                    }
                     requested = true;
                 }
             }
-            Ok(Event::Outgoing(Outgoing::Publish(id))) => pkid = Some(id),
-            Ok(Event::Incoming(Packet::PubAck(ack))) if Some(ack.pkid) == pkid => {
-                log::info!("hub: {broker} acknowledged {topic}");
-                disconnect(&client, &mut eventloop).await;
-                return Ok(());
+            Ok(Event::Outgoing(Outgoing::Publish(id))) => {
+                sent.insert(id);
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) if sent.remove(&ack.pkid) => {
+                acked += 1;
+                if acked == pubs.len() {
+                    log::info!("hub: {broker} acknowledged {topics}");
+                    disconnect(&client, &mut eventloop).await;
+                    return Ok(());
+                }
             }
             Ok(_) => {}
             Err(e) if is_fatal(&e) => anyhow::bail!("{broker}: {}", describe(&e)),
