@@ -11,8 +11,12 @@ use std::{
     time::Duration,
 };
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use tokio::time::{Instant, sleep_until};
+use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::{
+    sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel},
+    task::JoinHandle,
+    time::{Instant, sleep_until, timeout_at},
+};
 
 use crate::{
     device::{Device, Out, Tally},
@@ -44,7 +48,24 @@ pub struct LinkOutcome {
     pub late_ticks: u64,
 }
 
-type Conn = (AsyncClient, EventLoop);
+/// A connection: its client, and the task that polls its event loop. The event loop is never
+/// raced against timers (dropping `poll` mid-connect would drop the half-open socket and fire
+/// the will), so it lives in its own task; dropping the connection aborts that task, which
+/// closes the socket without a DISCONNECT.
+struct Conn {
+    client: AsyncClient,
+    poller: JoinHandle<()>,
+    generation: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+/// An event of the connection of a generation.
+type Polled = (u64, Result<Event, ConnectionError>);
 
 struct Link {
     plan: LinkPlan,
@@ -61,6 +82,9 @@ struct Link {
     next_tick: u64,
     errors: u64,
     late_ticks: u64,
+    generation: u64,
+    events_tx: UnboundedSender<Polled>,
+    events: UnboundedReceiver<Polled>,
 }
 
 /// Runs `devices` over one connection (`own`: the single device's own) to the end.
@@ -70,6 +94,7 @@ pub async fn run(plan: LinkPlan, devices: Vec<Device>, own: bool) -> LinkOutcome
         .map(|d| format!("{}/{}/", plan.prefix, d.id))
         .collect();
     let totals = devices.iter().map(|_| Totals::default()).collect();
+    let (events_tx, events) = unbounded_channel();
     let mut link = Link {
         plan,
         own,
@@ -84,6 +109,9 @@ pub async fn run(plan: LinkPlan, devices: Vec<Device>, own: bool) -> LinkOutcome
         next_tick: 0,
         errors: 0,
         late_ticks: 0,
+        generation: 0,
+        events_tx,
+        events,
     };
     if !own {
         link.open(None);
@@ -110,7 +138,29 @@ impl Link {
             opts.set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true));
         }
         let cap = if self.own { 64 } else { 1024 };
-        self.conn = Some(AsyncClient::new(opts, cap));
+        let (client, mut eventloop) = AsyncClient::new(opts, cap);
+        self.generation += 1;
+        let generation = self.generation;
+        let tx = self.events_tx.clone();
+        let poller = tokio::spawn(async move {
+            loop {
+                let ev = eventloop.poll().await;
+                let done = matches!(ev, Ok(Event::Outgoing(Outgoing::Disconnect)));
+                let failed = ev.is_err();
+                if tx.send((generation, ev)).is_err() || done {
+                    return;
+                }
+                if failed {
+                    // rumqttc reconnects on the next poll.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        self.conn = Some(Conn {
+            client,
+            poller,
+            generation,
+        });
         self.connected = false;
         self.closing = false;
     }
@@ -126,8 +176,8 @@ impl Link {
             self.pump();
             let finished = self.next_tick > self.plan.ticks;
             if finished && self.idle() {
-                if let Some((client, eventloop)) = self.conn.as_mut().filter(|_| !self.own) {
-                    disconnect(client, eventloop).await;
+                if !self.own {
+                    self.disconnect().await;
                 }
                 return;
             }
@@ -143,7 +193,11 @@ impl Link {
                 return;
             }
             tokio::select! {
-                ev = poll(&mut self.conn) => self.on_event(ev).await,
+                Some((generation, ev)) = self.events.recv() => {
+                    if self.conn.as_ref().is_some_and(|c| c.generation == generation) {
+                        self.on_event(ev);
+                    }
+                }
                 _ = sleep_until(wake) => {}
             }
         }
@@ -187,7 +241,8 @@ impl Link {
             while let Some(front) = self.devices[i].queue.front() {
                 match front {
                     Out::Publish { .. } => {
-                        let Some((client, _)) = self.conn.as_ref().filter(|_| self.connected)
+                        let Some(Conn { client, .. }) =
+                            self.conn.as_ref().filter(|_| self.connected)
                         else {
                             break;
                         };
@@ -230,8 +285,8 @@ impl Link {
                         if !self.nothing_in_flight() || self.closing {
                             break;
                         }
-                        if let Some((client, _)) = &self.conn
-                            && client.try_disconnect().is_ok()
+                        if let Some(c) = &self.conn
+                            && c.client.try_disconnect().is_ok()
                         {
                             self.closing = true;
                         }
@@ -253,7 +308,7 @@ impl Link {
         }
     }
 
-    async fn on_event(&mut self, ev: Result<Event, rumqttc::ConnectionError>) {
+    fn on_event(&mut self, ev: Result<Event, ConnectionError>) {
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(_))) => self.connected = true,
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -281,33 +336,25 @@ impl Link {
                 self.errors += 1;
                 self.connected = false;
                 log::warn!("sim: connection error ({e}); reconnecting");
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
 }
 
-/// The next event of the connection, or never if there is none.
-#[allow(
-    clippy::result_large_err,
-    reason = "rumqttc's own error type, one per poll, handled at once"
-)]
-async fn poll(conn: &mut Option<Conn>) -> Result<Event, rumqttc::ConnectionError> {
-    match conn {
-        Some((_, eventloop)) => eventloop.poll().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A clean DISCONNECT of a shared link, waiting a little for it to go out.
-async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
-    if client.try_disconnect().is_err() {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
-        if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
-            break;
+impl Link {
+    /// A clean DISCONNECT of a shared link, waiting a little for it to go out.
+    async fn disconnect(&mut self) {
+        let Some(c) = &self.conn else { return };
+        if c.client.try_disconnect().is_err() {
+            return;
         }
+        let generation = c.generation;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Ok(Some((g, ev))) = timeout_at(deadline, self.events.recv()).await {
+            if g == generation && matches!(ev, Ok(Event::Outgoing(Outgoing::Disconnect))) {
+                break;
+            }
+        }
+        self.conn = None;
     }
 }
