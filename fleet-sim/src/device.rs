@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use edge_wire::{
-    AgentStats, Birth, Death, DeathCause, DropCount, Event, EventBatch, Message, Metrics,
-    ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, bounded, encode,
+    AgentStats, AttachMethod, Birth, Death, DeathCause, DropCount, Event, EventBatch, Message,
+    Metrics, ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, bounded, encode,
 };
 
 use crate::{
@@ -270,12 +270,7 @@ impl Device {
         let events: Vec<Event> = std::mem::take(&mut self.pending)
             .into_iter()
             .map(|(t, mut ev)| {
-                let age = (tick - t) * tick_us + self.rng.below(tick_us.max(1));
-                match &mut ev {
-                    Event::Bind(e) => e.age_us = age,
-                    Event::Exec(e) => e.age_us = age,
-                    Event::Exit(e) => e.age_us = age,
-                }
+                ev.set_age_us((tick - t) * tick_us + self.rng.below(tick_us.max(1)));
                 ev
             })
             .collect();
@@ -333,6 +328,7 @@ impl Device {
             name: bounded(name),
             tracepoint: bounded(tp),
             state: ProbeState::Attached,
+            method: AttachMethod::Tracepoint,
         };
         Message::Online(Birth {
             device: bounded(&self.id),
