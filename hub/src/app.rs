@@ -67,6 +67,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.conn.prefix.clone(),
                 cli.json,
             )?;
+            if let Some(ha) = &cfg.ha {
+                opts.set_last_will(bridge::hub_will(ha));
+            }
             serve::run(&rt, opts, listen, cfg)
         }
         Some(Mode::Query(args)) => query::run(&args, cli.json),

@@ -4,10 +4,12 @@
 //! `object_id`, availability bound to the device's status and the hub's will); Home
 //! Assistant's `online` on `homeassistant/status` makes the hub send it again; `hub forget`
 //! clears every retained topic of the device and the running bridge forgets it; all of it
-//! also works under the fleet ACL of docs/mosquitto-acl.conf; `--no-ha` publishes none of it.
+//! also works under the fleet ACL of docs/mosquitto-acl.conf; `--no-ha` publishes none of it;
+//! `hub serve` announces devices through the same bridge.
 
 mod common;
 mod ha_support;
+mod serve_kit;
 
 use std::{
     path::Path,
@@ -246,4 +248,27 @@ fn discovery_works_under_the_fleet_acl() {
         "pi-a cleared",
         |r| !r.keys().any(|t| t.contains("pi-a")),
     );
+}
+
+#[test]
+fn hub_serve_announces_devices_through_the_same_bridge() {
+    let broker = PrivateBroker::start().expect("mosquitto");
+    let port = broker.port;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = serve_kit::ServeHub::start(&broker.url(), dir.path(), &[]);
+    publish_args(port, "edge/pi-a/status", &birth(), &["-r"]);
+    publish(port, "edge/pi-a/metrics", &metrics());
+    let got = retained_until(port, &["homeassistant/#", "edge-json/#"], "config", |r| {
+        r.get(CONFIG)
+            .is_some_and(|c| c.contains("temp_cpu_thermal"))
+    });
+    check_schema(CONFIG, &serde_json::from_str(&got[CONFIG]).expect("config"));
+    assert_eq!(got["edge-json/availability"], "online");
+    assert_eq!(got["edge-json/pi-a/availability"], "online");
+    let sub = live(port, "homeassistant/device/+/config");
+    publish(port, "homeassistant/status", b"online");
+    let (line, _) = sub.wait_for("the config again", |l| l.starts_with(CONFIG));
+    assert_eq!(line, format!("{CONFIG} {}", got[CONFIG]));
+    let (status, _) = hub.stop();
+    assert!(status.success());
 }

@@ -3,22 +3,17 @@
 //! prints what comes out, bridges decoded messages as JSON, prints the totals every
 //! `--totals-every` and on SIGINT/SIGTERM, and reconnects with backoff while the broker is
 //! away. A refused login or a failed TLS handshake ends it: retrying cannot fix those.
-//! With Home Assistant discovery (bridge mode) it also subscribes to Home Assistant's status,
-//! drives `edge_hub::ha::Discovery` and publishes what it returns, and registers the hub's
-//! availability `offline` as its MQTT will. An empty retained status (`hub forget`) makes it
-//! forget the device: not a rejected payload.
+//! In bridge mode the [`Bridge`] also announces the devices to Home Assistant: its topics are
+//! subscribed with the fleet's, and its will (the hub's availability `offline`) is the
+//! connection's. An empty retained status (`hub forget`) makes the hub forget the device: it is
+//! not a rejected payload.
 
-use std::{collections::VecDeque, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use edge_hub::{
-    Hub, Outcome, escape,
-    ha::{self, Discovery, Publication},
-    render,
-};
+use edge_hub::{Hub, Outcome, escape, ha};
 use rumqttc::{
-    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS, SubscribeFilter,
-    SubscribeReasonCode,
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeFilter, SubscribeReasonCode,
 };
 use serde_json::json;
 use tokio::{
@@ -27,6 +22,7 @@ use tokio::{
 };
 
 use super::{
+    bridge::{Bridge, hub_will},
     broker::{describe, is_fatal},
     output::{Printer, hub_state},
 };
@@ -46,25 +42,15 @@ pub struct Monitor {
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Discovery publications waiting for room in the client's queue; past this the oldest are
-/// dropped (the next connect re-sends every config anyway).
-const MAX_PENDING: usize = 8192;
 
 pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
-    let mut discovery = m.ha.clone().map(Discovery::new);
-    if let Some(d) = &discovery {
-        let will = d.hub_will();
-        opts.set_last_will(LastWill::new(
-            will.topic,
-            will.payload,
-            QoS::AtLeastOnce,
-            will.retain,
-        ));
+    if let (Some(_), Some(ha)) = (&m.bridge, &m.ha) {
+        opts.set_last_will(hub_will(ha));
     }
+    let mut bridge = m.bridge.clone().map(|p| Bridge::new(p, m.ha.clone()));
     let (client, mut eventloop) = AsyncClient::new(opts, 256);
     let filter = format!("{}/+/#", m.prefix);
-    let ha_status = discovery.as_ref().map(|d| d.settings().status_topic());
-    let mut pending = Pending::default();
+    let extra = bridge.as_ref().map(Bridge::filters).unwrap_or_default();
     let mut hub = Hub::new(&m.prefix);
     let mut out = Printer::new(m.json);
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -74,10 +60,11 @@ pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
     let mut ticker = interval_at(Instant::now() + period, period);
     let mut backoff = FIRST_BACKOFF;
     let mut retry_at: Option<Instant> = None;
-    let mut bridge_dropped = 0u64;
     loop {
-        // Each event may have made room in the client's queue, or new discovery messages.
-        pending.flush(&client);
+        // Each event may have made room in the client's queue for waiting discovery messages.
+        if let Some(b) = &mut bridge {
+            b.flush(&client);
+        }
         let event = tokio::select! {
             ev = next_event(&mut eventloop, retry_at) => ev,
             _ = interrupt.recv() => break,
@@ -92,17 +79,14 @@ pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = FIRST_BACKOFF;
                 log::info!("hub: connected to {}", m.broker);
-                let mut filters = vec![SubscribeFilter::new(filter.clone(), QoS::AtLeastOnce)];
-                if let Some(t) = &ha_status {
-                    filters.push(SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                }
                 client
-                    .subscribe_many(filters)
+                    .subscribe_many(
+                        std::iter::once(&filter)
+                            .chain(&extra)
+                            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
+                    )
                     .await
                     .context("subscribing")?;
-                if let Some(d) = &mut discovery {
-                    pending.extend(d.on_connect());
-                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let refused = |i: usize| {
@@ -114,7 +98,7 @@ pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
                         m.broker
                     );
                 }
-                if let Some(t) = ha_status.as_ref().filter(|_| refused(1)) {
+                for (_, t) in extra.iter().enumerate().filter(|(i, _)| refused(i + 1)) {
                     log::warn!(
                         "ha: {} refused the subscription to {t}: discovery configs are re-sent on reconnect only, not when Home Assistant starts (let the hub read {t}, or --no-ha)",
                         m.broker
@@ -122,21 +106,21 @@ pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
                 }
                 log::info!("hub: subscribed to {filter} on {}", m.broker);
                 out.state(hub_state("subscribed", json!({"filter": filter})))?;
+                if let Some(b) = &mut bridge {
+                    b.on_connect(&client);
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if let (Some(d), Some(t)) = (&mut discovery, &ha_status)
-                    && p.topic == *t
+                if let Some(b) = &mut bridge
+                    && !p.topic.starts_with(&format!("{}/", m.prefix))
+                    && b.on_other(&client, &p.topic, &p.payload)
                 {
-                    pending.extend(d.on_ha_status(&p.payload));
                     continue;
                 }
                 if let Some(device) = ha::cleared_status(&m.prefix, &p.topic, &p.payload) {
-                    log::info!(
-                        "hub: the retained status of {} was cleared (hub forget): device forgotten",
-                        escape(device)
-                    );
-                    if let Some(d) = &mut discovery {
-                        pending.extend(d.forget(device));
+                    // `hub forget`: not a rejected payload.
+                    if let Some(b) = &mut bridge {
+                        b.on_cleared(&client, device);
                     }
                     out.either(
                         escape(&format!(
@@ -150,30 +134,13 @@ pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
                 let outcome = hub.handle(&p.topic, &p.payload);
                 note(&outcome);
                 if let (
-                    Some(bridge),
+                    Some(b),
                     Outcome::Accepted {
                         device, message, ..
                     },
-                ) = (&m.bridge, &outcome)
+                ) = (&mut bridge, &outcome)
                 {
-                    let topic = format!("{bridge}/{device}/{}", message.topic_leaf());
-                    let retain = message.topic_leaf() == "status";
-                    let body = serde_json::to_vec(&render::message_json(device, message))?;
-                    if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, retain, body) {
-                        bridge_dropped += 1;
-                        log::warn!(
-                            "hub: not bridged ({e}); {bridge_dropped} messages not bridged so far"
-                        );
-                    }
-                }
-                if let (
-                    Some(d),
-                    Outcome::Accepted {
-                        device, message, ..
-                    },
-                ) = (&mut discovery, &outcome)
-                {
-                    pending.extend(d.on_message(device, message));
+                    b.on_accepted(&client, device, message);
                 }
                 out.outcome(&outcome)?;
             }
@@ -202,47 +169,6 @@ pub async fn run(mut opts: MqttOptions, m: Monitor) -> anyhow::Result<()> {
         c.rejected_total()
     );
     Ok(())
-}
-
-/// Discovery publications not yet handed to the client (its queue was full).
-#[derive(Default)]
-struct Pending {
-    queue: VecDeque<Publication>,
-    dropped: u64,
-}
-
-impl Pending {
-    fn extend(&mut self, pubs: Vec<Publication>) {
-        self.queue.extend(pubs);
-        while self.queue.len() > MAX_PENDING {
-            self.queue.pop_front();
-            self.dropped += 1;
-            if self.dropped.is_power_of_two() {
-                log::warn!(
-                    "ha: {} discovery messages dropped so far (the broker is not taking them)",
-                    self.dropped
-                );
-            }
-        }
-    }
-
-    /// Hands the client as many as its queue takes, in order.
-    fn flush(&mut self, client: &AsyncClient) {
-        while let Some(p) = self.queue.pop_front() {
-            if client
-                .try_publish(
-                    p.topic.clone(),
-                    QoS::AtLeastOnce,
-                    p.retain,
-                    p.payload.clone(),
-                )
-                .is_err()
-            {
-                self.queue.push_front(p);
-                break;
-            }
-        }
-    }
 }
 
 /// The next connection event, after the backoff if one is pending (so signals and the totals

@@ -45,6 +45,8 @@ pub struct Config {
     pub prefix: String,
     pub json: bool,
     pub bridge: Option<String>,
+    /// Home Assistant discovery through the bridge (None with --no-ha or --no-bridge).
+    pub ha: Option<edge_hub::ha::Settings>,
     pub token: Option<String>,
     pub data_dir: PathBuf,
     pub retention: Retention,
@@ -65,9 +67,14 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| format!("{prefix}-json"))
         });
+        let ha = match &bridge {
+            Some(b) => args.ha.settings(b)?,
+            None => None,
+        };
         Ok(Self {
             broker,
             bridge,
+            ha,
             token,
             json,
             data_dir: args.data_dir,

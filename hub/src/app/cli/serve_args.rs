@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Prefix of the JSON bridge topics. Default: PREFIX-json.
     #[arg(long, value_name = "BRIDGE_PREFIX", value_parser = topic_level, conflicts_with = "no_bridge")]
     pub bridge_prefix: Option<String>,
+    /// Home Assistant discovery from the bridge (--ha-prefix, --no-ha).
+    #[command(flatten)]
+    pub ha: super::HaArgs,
     /// Require this token on every request except the static assets: `Authorization: Bearer
     /// TOKEN`, `?token=TOKEN`, or basic auth with TOKEN as the password. Default: the
     /// HUB_HTTP_TOKEN environment variable, if set.

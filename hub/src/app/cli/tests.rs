@@ -125,6 +125,21 @@ fn home_assistant_flags_and_forget_parse() {
     assert!(error(&["bridge", "--ha-prefix", "a/b"]).contains("--ha-prefix <PREFIX>"));
     assert!(error(&["--no-ha"]).contains("--no-ha"), "bridge mode only");
 
+    match parse(&["serve", "--data-dir", "/d", "--ha-prefix", "ha3"]).map(|c| c.mode) {
+        Ok(Some(Mode::Serve(args))) => {
+            let s = args
+                .ha
+                .settings("edge-json")
+                .expect("settings")
+                .expect("on");
+            assert_eq!(s.discovery_prefix, "ha3");
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&["serve", "--data-dir", "/d", "--no-ha"]).map(|c| c.mode) {
+        Ok(Some(Mode::Serve(args))) => assert_eq!(args.ha.settings("b").expect("ok"), None),
+        other => panic!("{other:?}"),
+    }
     let cli = parse(&["forget", "pi-7", "--ha-prefix", "ha2", "--timeout", "3"]).expect("forget");
     assert!(matches!(
         cli.mode,

@@ -15,7 +15,7 @@ use edge_hub::{
     store::{WriteBatch, rows_of},
     timespec, web,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, SubscribeReasonCode};
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
@@ -42,7 +42,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     let filter = format!("{}/+/#", cfg.prefix);
-    let mut bridge = cfg.bridge.clone().map(Bridge::new);
+    let mut bridge = cfg.bridge.clone().map(|p| Bridge::new(p, cfg.ha.clone()));
+    let extra = bridge.as_ref().map(Bridge::filters).unwrap_or_default();
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut flush = interval(cfg.flush);
@@ -51,6 +52,10 @@ pub async fn run(
     let mut backoff = FIRST_BACKOFF;
     let mut retry_at: Option<Instant> = None;
     let outcome = loop {
+        // Each event may have made room in the client's queue for waiting discovery messages.
+        if let Some(b) = &mut bridge {
+            b.flush(&client);
+        }
         let event = tokio::select! {
             ev = next_event(&mut eventloop, retry_at) => ev,
             _ = interrupt.recv() => break Ok(()),
@@ -66,16 +71,18 @@ pub async fn run(
                 backoff = FIRST_BACKOFF;
                 log::info!("hub: connected to {}", cfg.broker);
                 client
-                    .subscribe(&filter, QoS::AtLeastOnce)
+                    .subscribe_many(
+                        std::iter::once(&filter)
+                            .chain(&extra)
+                            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
+                    )
                     .await
                     .context("subscribing")?;
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                {
+                // The fleet's filter comes first; the bridge's (Home Assistant's status) are
+                // not worth stopping for.
+                if matches!(ack.return_codes.first(), Some(SubscribeReasonCode::Failure)) {
                     break Err(anyhow::anyhow!(
                         "{} refused the subscription to {filter} (does the ACL let this user read it?)",
                         cfg.broker
@@ -92,6 +99,12 @@ pub async fn run(
                     && b.on_other(&client, &p.topic, &p.payload)
                 {
                     continue;
+                }
+                if let (Some(b), Some(device)) = (
+                    &mut bridge,
+                    edge_hub::ha::cleared_status(&cfg.prefix, &p.topic, &p.payload),
+                ) {
+                    b.on_cleared(&client, device);
                 }
                 let outcome = take(&shared, &p.topic, &p.payload, p.retain, &mut pending);
                 note(&outcome);
