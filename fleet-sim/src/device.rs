@@ -1,8 +1,9 @@
 //! One simulated device on a virtual clock of ticks: what its agent would publish, tick by
 //! tick, as an ordered queue of [`Out`] items (publications, and for a device with its own MQTT
 //! connection: connect with a will, drop, disconnect). Births carry schema 2's run id,
-//! session, probes, rings and queue caps; batches carry consecutive seqs per run and the ring
-//! drops since the previous batch; metrics carry the agent's cumulative counters. Outages
+//! session, probes, rings and queue caps; batches carry consecutive seqs per run and the run's
+//! ring drops so far (totals, as schema 2 has them; a batch follows every new drop); metrics
+//! carry the agent's cumulative counters. Outages
 //! (the link dies; the will says `ConnectionLost`; batches made meanwhile wait and follow the
 //! next birth, whose session is one higher) and restarts (`Shutdown`, a new run id, seq and
 //! session from the start) come from the device's schedule. Nothing here depends on the
@@ -287,13 +288,8 @@ impl Device {
             seq: self.seq,
             unix_ms: self.unix_ms(tick),
             mono_ns: tick * self.plan.tick_ms * 1_000_000,
-            drops: drops
-                .iter()
-                .map(|&(source, count)| DropCount {
-                    source: bounded(source),
-                    count,
-                })
-                .collect(),
+            // Run totals, not deltas (schema 2): a lost batch cannot lose the report.
+            drops: self.drop_totals(),
             events,
         };
         self.seq = self.seq.wrapping_add(1);
@@ -302,6 +298,18 @@ impl Device {
             drops: drops.map(|(s, c)| (s.to_owned(), c)).into_iter().collect(),
         };
         self.publish("events", Message::Events(batch), false, tally);
+    }
+
+    /// What this run has lost so far, by source.
+    fn drop_totals(&self) -> Vec<DropCount> {
+        self.agent
+            .drops
+            .iter()
+            .map(|(s, c)| DropCount {
+                source: bounded(s),
+                count: *c,
+            })
+            .collect()
     }
 
     fn unix_ms(&self, tick: u64) -> u64 {
@@ -373,15 +381,7 @@ impl Device {
                 rss_kib: 7200 + self.rng.below(800),
                 events: self.agent.events,
                 batches: self.agent.batches,
-                drops: self
-                    .agent
-                    .drops
-                    .iter()
-                    .map(|(s, c)| DropCount {
-                        source: bounded(s),
-                        count: *c,
-                    })
-                    .collect(),
+                drops: self.drop_totals(),
                 ..Default::default()
             },
         })

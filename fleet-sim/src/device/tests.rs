@@ -101,6 +101,20 @@ fn starts_with_a_connect_and_a_schema_2_birth_then_consecutive_batches() {
         }
     }
     assert_eq!(seqs, (0..seqs.len() as u32).collect::<Vec<_>>());
+    // Drops travel as run totals: never decreasing, and the last batch has them all.
+    let mut totals = std::collections::BTreeMap::new();
+    let mut reported = 0;
+    for m in &all {
+        if let Ok(Message::Events(batch)) = m {
+            for dc in &batch.drops {
+                let before = totals.insert(dc.source.to_string(), dc.count).unwrap_or(0);
+                assert!(dc.count >= before, "{dc:?} after {before}");
+            }
+            reported = batch.drops.iter().map(|d| d.count).sum::<u64>();
+        }
+    }
+    assert!(reported > 0, "drops happen with drop_chance 0.1");
+    assert_eq!(reported, totals.values().sum::<u64>());
     // 20 events/s for 10 s: about 200.
     assert!((150..250).contains(&events), "{events}");
     let last_metrics = all.iter().rev().find_map(|m| match m {
