@@ -262,6 +262,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             smol::spawn(
                 MetricsLoop {
                     every: Duration::from_secs(cfg.metrics.interval_s),
+                    config: cfg.metrics.clone(),
                     origin: origin.clone(),
                     drops: drops.clone(),
                     outbox: outbox.clone(),

@@ -1,5 +1,6 @@
 //! The system sampler: CPU, memory, load, temperatures and uptime every `metrics.interval_s`,
-//! plus the agent's own counters, published on `<prefix>/<device>/metrics`.
+//! board health (`health`) and the top processes (`procs`), plus the agent's own counters,
+//! published on `<prefix>/<device>/metrics`.
 
 use std::{
     sync::{
@@ -55,18 +56,34 @@ pub struct Sampler {
     components: Option<Components>,
     device: Name,
     boot_id: Name,
+    board: crate::health::BoardReader,
+    /// None when `metrics.top_n` is 0.
+    top: Option<crate::procs::TopProcs>,
 }
 
 impl Sampler {
-    pub fn new(device: &str, boot_id: &str) -> Option<Self> {
+    pub fn new(device: &str, boot_id: &str, cfg: &crate::config::MetricsConfig) -> Option<Self> {
         let mut system = System::new().ok()?;
         // The first CPU reading is a baseline; usage is the change since the previous one.
         system.refresh_cpu_usage();
+        let board = crate::health::BoardReader::discover(&cfg.sysfs_root, &cfg.proc_root);
+        log::info!("{}", board.summary());
+        let top = (cfg.top_n > 0).then(|| crate::procs::TopProcs::new(&cfg.proc_root, cfg.top_n));
+        match top {
+            Some(_) => log::info!(
+                "top processes: {} by CPU and by memory per sample, from {}",
+                cfg.top_n,
+                cfg.proc_root.display()
+            ),
+            None => log::info!("top processes: off (metrics.top_n = 0)"),
+        }
         Some(Self {
             system,
             components: Components::new_with_refreshed_list().ok(),
             device: bounded(device),
             boot_id: bounded(boot_id),
+            board,
+            top,
         })
     }
 
@@ -96,6 +113,8 @@ impl Sampler {
             })
             .take(16)
             .collect();
+        let board = self.board.sample();
+        let (top_cpu, top_mem) = self.top.as_mut().map(|t| t.sample()).unwrap_or_default();
         Metrics {
             device: self.device.clone(),
             boot_id: self.boot_id.clone(),
@@ -108,6 +127,9 @@ impl Sampler {
                 [l.one as f32, l.five as f32, l.fifteen as f32]
             }),
             temperatures,
+            board,
+            top_cpu,
+            top_mem,
             agent: AgentStats {
                 rss_kib: crate::kernel::self_rss_kib(),
                 events: stats.events.load(Ordering::Relaxed),

@@ -171,6 +171,7 @@ enum Step {
 
 pub struct MetricsLoop {
     pub every: Duration,
+    pub config: crate::config::MetricsConfig,
     pub origin: Origin,
     pub drops: Arc<PerCpuArray<MapData, u64>>,
     pub outbox: Arc<Outbox>,
@@ -180,7 +181,9 @@ pub struct MetricsLoop {
 
 impl MetricsLoop {
     pub async fn run(self) {
-        let Some(mut sampler) = Sampler::new(&self.origin.device, &self.origin.boot_id) else {
+        let Some(mut sampler) =
+            Sampler::new(&self.origin.device, &self.origin.boot_id, &self.config)
+        else {
             log::warn!("metrics: sysinfo cannot read this system; no metrics will be published");
             return;
         };

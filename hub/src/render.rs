@@ -1,4 +1,5 @@
-//! Rendering outcomes: one readable line per event and status change, or JSON records.
+//! Rendering outcomes: one readable line per event and status change (a metrics sample adds
+//! a line per top-N list), or JSON records.
 //! Text lines are built from device strings and then passed through [`escape`] whole, so no
 //! field can be forgotten: a line printed here never holds a control character.
 
@@ -47,7 +48,11 @@ pub fn text_raw(outcome: &Outcome) -> Vec<String> {
                     d.cause, d.session
                 )),
                 Message::Events(b) => lines.extend(batch_lines(b)),
-                Message::Metrics(m) => lines.push(metrics_line(device, m)),
+                Message::Metrics(m) => {
+                    lines.push(metrics_line(device, m));
+                    lines.extend(host::top_cpu_line(device, &m.top_cpu));
+                    lines.extend(host::top_mem_line(device, &m.top_mem));
+                }
             }
             lines
         }
@@ -130,6 +135,7 @@ fn metrics_line(device: &str, m: &Metrics) -> String {
     if a.metrics_dropped > 0 {
         let _ = write!(s, "; metrics dropped {}", a.metrics_dropped);
     }
+    let _ = write!(s, "; board {}", host::board_summary(&m.board));
     s
 }
 
@@ -261,6 +267,7 @@ pub fn message_json(device: &str, m: &Message) -> Value {
     json!({"type": kind, "device": device, "body": body.unwrap_or(Value::Null)})
 }
 
+mod host;
 mod signals;
 #[cfg(test)]
 mod tests;

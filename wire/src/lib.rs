@@ -9,11 +9,13 @@ extern crate alloc;
 
 mod codec;
 mod event;
+mod host;
 mod signals;
 mod status;
 
 pub use codec::{DecodeError, decode, encode, encode_into};
 pub use event::*;
+pub use host::*;
 pub use signals::*;
 pub use status::*;
 

@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use crate::{DropCount, Name, Reason};
+use crate::{BoardHealth, DropCount, Name, ProcUse, Reason};
 
 /// Published retained on `status` at every (re)connect: everything an operator needs to know
 /// about how the agent started on this board.
@@ -113,6 +113,12 @@ pub struct Metrics {
     pub load: [f32; 3],
     pub temperatures: Vec<Temperature>,
     pub agent: AgentStats,
+    /// Temperatures, CPU frequency, throttling, under-voltage and fans, from sysfs.
+    pub board: BoardHealth,
+    /// The processes that used the most CPU over the interval, busiest first (`metrics.top_n`).
+    pub top_cpu: Vec<ProcUse>,
+    /// The processes with the largest resident set, largest first (`metrics.top_n`).
+    pub top_mem: Vec<ProcUse>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -235,6 +235,38 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                         ring_full: 3,
                     }],
                 },
+                board: BoardHealth {
+                    temperatures: vec![ZoneTemp {
+                        zone: bounded("cpu-thermal"),
+                        millicelsius: 85_250,
+                    }],
+                    cpu_freqs: vec![CpuFreq {
+                        policy: 0,
+                        cur_khz: 1_500_000,
+                        max_khz: Some(2_400_000),
+                    }],
+                    throttled: Some(Throttled::from_raw(0x5_0005)),
+                    under_voltage_alarm: Some(true),
+                    fans: vec![Fan {
+                        name: bounded("pwmfan"),
+                        rpm: Some(4_975),
+                        pwm: Some(250),
+                        state: Some(4),
+                        max_state: Some(4),
+                    }],
+                },
+                top_cpu: vec![ProcUse {
+                    pid: 4242,
+                    comm: bounded("nginx"),
+                    cpu_permille: 975,
+                    rss_kib: 20_480,
+                }],
+                top_mem: vec![ProcUse {
+                    pid: 880,
+                    comm: bounded("postgres"),
+                    cpu_permille: 12,
+                    rss_kib: 262_144,
+                }],
             }),
         ),
     ]
@@ -256,7 +288,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "metrics",
-        "0203087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e6408020972696e673a65786563030571756575650c02ac0200000001010465786563010003",
+        "0203087069352d30303432026231909ee0b4ab33901c0000c03f80a4e80380b5180000803e0000003f0000803f010b6370755f746865726d616c00004242f02e6408020972696e673a65786563030571756575650c02ac0200000001010465786563010003010b6370752d746865726d616c84b40a0100e0c65b0180be92010185801401000100010001000101010670776d66616e01ef2601fa01040104019221056e67696e78cf0780a00101f00608706f7374677265730c808010",
     ),
 ];
 

@@ -181,11 +181,25 @@ impl Default for SummariesConfig {
 pub struct MetricsConfig {
     /// Seconds between system samples on `<prefix>/<device>/metrics`; 0 turns them off.
     pub interval_s: u64,
+    /// Processes listed per sample by CPU and by memory; 0 turns the lists off.
+    pub top_n: usize,
+    /// Where sysfs is mounted: board health reads every file under it.
+    pub sysfs_root: PathBuf,
+    /// Where procfs is mounted: the top-N lists read it.
+    pub proc_root: PathBuf,
 }
+
+/// Largest `metrics.top_n`.
+pub const MAX_TOP_N: u64 = 64;
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { interval_s: 10 }
+        Self {
+            interval_s: 10,
+            top_n: 5,
+            sysfs_root: "/sys".into(),
+            proc_root: "/proc".into(),
+        }
     }
 }
 
@@ -415,7 +429,7 @@ impl Config {
             }
             parse_tracepoint(tp).map_err(|reason| invalid(key, reason))?;
         }
-        Ok(())
+        validate_metrics(&self.metrics)
     }
 }
 
@@ -428,6 +442,23 @@ pub fn parse_tracepoint(tp: &str) -> Result<(&str, &str), String> {
             "{tp:?} is not `category:name` (letters, digits, _)"
         )),
     }
+}
+
+/// `metrics.top_n`, `metrics.sysfs_root`, `metrics.proc_root`.
+fn validate_metrics(m: &MetricsConfig) -> Result<(), ConfigError> {
+    range("metrics.top_n", m.top_n as u64, 0, MAX_TOP_N)?;
+    for (key, dir) in [
+        ("metrics.sysfs_root", &m.sysfs_root),
+        ("metrics.proc_root", &m.proc_root),
+    ] {
+        if !dir.is_absolute() || !dir.is_dir() {
+            return Err(invalid(
+                key,
+                format!("{} is not an absolute path to a directory", dir.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {

@@ -46,6 +46,34 @@ fn bad_values_name_their_key() {
 }
 
 #[test]
+fn metrics_keys_are_validated_and_named() {
+    let m = Config::default().metrics;
+    assert_eq!(
+        (m.top_n, m.sysfs_root.as_path(), m.proc_root.as_path()),
+        (5, Path::new("/sys"), Path::new("/proc"))
+    );
+    assert_eq!(err_key("[metrics]\ntop_n = 65"), "metrics.top_n");
+    assert_eq!(
+        err_key("[metrics]\nsysfs_root = \"relative/sys\""),
+        "metrics.sysfs_root"
+    );
+    assert_eq!(
+        err_key("[metrics]\nsysfs_root = \"/nonexistent/sys\""),
+        "metrics.sysfs_root"
+    );
+    assert_eq!(
+        err_key("[metrics]\nproc_root = \"/proc/version\""),
+        "metrics.proc_root"
+    );
+    let cfg = Config::from_toml(
+        "[metrics]\ntop_n = 0\nsysfs_root = \"/\"\nproc_root = \"/proc\"",
+        PROGS,
+    )
+    .expect("valid");
+    assert_eq!(cfg.metrics.top_n, 0);
+}
+
+#[test]
 fn unknown_keys_and_types_are_named() {
     let e = err_key("[batch]\nmax_bites = 3");
     assert!(e.contains("max_bites"), "{e}");

@@ -1,9 +1,11 @@
 //! Unit tests of rendering: device strings cannot forge lines or colours in text mode (escaped
-//! control characters), duplicates and commands print nothing, JSON keeps the raw strings.
+//! control characters), duplicates and commands print nothing, JSON keeps the raw strings;
+//! metrics show board health (flags now vs since boot, nothing invented) and the top-N lists.
 
 use edge_wire::{
-    AttachMethod, Bind, Birth, DropCount, Event, EventBatch, Exec, Exit, ExitHow, Message,
-    ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, SockAddr, Task, bounded,
+    AttachMethod, Bind, Birth, CpuFreq, DropCount, Event, EventBatch, Exec, Exit, ExitHow, Fan,
+    Message, ProbeInfo, ProbeState, ProcUse, QueueInfo, RingBufferInfo, SockAddr, Task, Throttled,
+    ZoneTemp, bounded,
 };
 
 use super::*;
@@ -176,4 +178,134 @@ fn json_keeps_raw_strings_and_names_the_stream() {
     let line = records[1].to_string();
     assert!(line.contains("a\\nb\\u001b[31m"), "{line}");
     assert!(!line.chars().any(char::is_control), "{line}");
+}
+
+fn metrics(board: edge_wire::BoardHealth, top_cpu: Vec<ProcUse>, top_mem: Vec<ProcUse>) -> Message {
+    Message::Metrics(edge_wire::Metrics {
+        device: bounded("pi1"),
+        boot_id: bounded("b"),
+        unix_ms: 1,
+        uptime_s: 60,
+        cpu_percent: 12.5,
+        mem_total_kib: 4 * 1024 * 1024,
+        mem_used_kib: 1024 * 1024,
+        load: [0.5, 0.25, 0.0],
+        temperatures: vec![],
+        agent: edge_wire::AgentStats {
+            rss_kib: 6000,
+            ..Default::default()
+        },
+        board,
+        top_cpu,
+        top_mem,
+    })
+}
+
+fn proc_use(pid: u32, comm: &str, cpu_permille: u32, rss_kib: u64) -> ProcUse {
+    ProcUse {
+        pid,
+        comm: bounded(comm),
+        cpu_permille,
+        rss_kib,
+    }
+}
+
+fn throttled_pi5() -> edge_wire::BoardHealth {
+    edge_wire::BoardHealth {
+        temperatures: vec![ZoneTemp {
+            zone: bounded("cpu-thermal"),
+            millicelsius: 85_250,
+        }],
+        cpu_freqs: vec![CpuFreq {
+            policy: 0,
+            cur_khz: 1_500_000,
+            max_khz: Some(2_400_000),
+        }],
+        throttled: Some(Throttled::from_raw(0x5_0005)),
+        under_voltage_alarm: Some(true),
+        fans: vec![Fan {
+            name: bounded("pwmfan"),
+            rpm: Some(4975),
+            pwm: Some(250),
+            state: Some(4),
+            max_state: Some(4),
+        }],
+    }
+}
+
+#[test]
+fn metrics_show_board_health_and_the_top_lists() {
+    let m = metrics(
+        throttled_pi5(),
+        vec![
+            proc_use(4242, "nginx", 975, 20_480),
+            proc_use(7, "sh", 3, 900),
+        ],
+        vec![proc_use(880, "postgres", 12, 262_144)],
+    );
+    assert_eq!(
+        text(&accepted(m)),
+        vec![
+            "pi1 metrics: cpu 12.5% mem 1024/4096 MiB load 0.50 0.25 0.00 up 60s agent rss 6000 KiB events 0 batches 0 queued 0 (0 B, 0 B spooled) drops none; board cpu-thermal 85.2C, policy0 1500/2400 MHz, fan pwmfan 4975 rpm pwm 250 state 4/4, throttled=0x50005 UNDERVOLT THROTTLED",
+            "pi1 top cpu: [4242] nginx 97.5%, [7] sh 0.3%",
+            "pi1 top mem: [880] postgres 256.0 MiB",
+        ]
+    );
+}
+
+#[test]
+fn past_throttling_is_told_apart_from_now_and_missing_sensors_are_not_invented() {
+    let mut b = edge_wire::BoardHealth {
+        throttled: Some(Throttled::from_raw(0xe_0000)),
+        under_voltage_alarm: Some(false),
+        ..Default::default()
+    };
+    let line = |b: &edge_wire::BoardHealth| {
+        text(&accepted(metrics(b.clone(), vec![], vec![])))
+            .pop()
+            .expect("a line")
+    };
+    assert!(
+        line(&b).ends_with(
+            "; board throttled=0xe0000 (since boot: freq-capped throttled soft-temp-limit)"
+        ),
+        "{}",
+        line(&b)
+    );
+    b.throttled = Some(Throttled::from_raw(0));
+    assert!(line(&b).ends_with("; board throttled=0x0"), "{}", line(&b));
+    // The rpi_volt alarm alone (no get_throttled) still says UNDERVOLT.
+    b.throttled = None;
+    b.under_voltage_alarm = Some(true);
+    assert!(line(&b).ends_with("; board UNDERVOLT"), "{}", line(&b));
+    let lines = text(&accepted(metrics(Default::default(), vec![], vec![])));
+    assert_eq!(lines.len(), 1, "no top lines for empty lists");
+    assert!(lines[0].ends_with("; board no sensors"), "{}", lines[0]);
+}
+
+#[test]
+fn process_names_in_top_lists_are_escaped_and_json_keeps_them_raw() {
+    let m = metrics(
+        Default::default(),
+        vec![proc_use(66, "x\x1b[2J\nFAKE", 1000, 4)],
+        vec![],
+    );
+    assert_eq!(
+        text(&accepted(m.clone()))[1],
+        "pi1 top cpu: [66] x\\x1b[2J\\nFAKE 100.0%"
+    );
+    let mut with_board = m;
+    if let Message::Metrics(x) = &mut with_board {
+        x.board = throttled_pi5();
+    }
+    let records = json(&accepted(with_board));
+    let body = &records[0]["body"];
+    assert_eq!(body["top_cpu"][0]["comm"], "x\u{1b}[2J\nFAKE");
+    assert_eq!(body["top_cpu"][0]["cpu_permille"], 1000);
+    assert_eq!(body["board"]["throttled"]["raw"], 0x5_0005);
+    assert_eq!(body["board"]["throttled"]["now"]["under_voltage"], true);
+    assert_eq!(body["board"]["throttled"]["since_boot"]["throttled"], true);
+    assert_eq!(body["board"]["under_voltage_alarm"], true);
+    assert_eq!(body["board"]["temperatures"][0]["millicelsius"], 85_250);
+    assert_eq!(body["board"]["fans"][0]["rpm"], 4975);
 }
