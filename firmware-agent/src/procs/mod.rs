@@ -174,7 +174,8 @@ impl TopProcs {
             by_mem: Vec::with_capacity(n + 1),
             logged: false,
         };
-        t.scan(None);
+        let uptime = t.uptime_cs();
+        t.scan(None, uptime);
         t
     }
 
@@ -185,7 +186,7 @@ impl TopProcs {
             (Some(now), Some(then)) => now.saturating_sub(then),
             _ => u64::try_from(self.prev_at.elapsed().as_millis() / 10).unwrap_or(u64::MAX),
         };
-        self.scan(Some(elapsed_cs));
+        self.scan(Some(elapsed_cs), uptime);
         let wire = |l: &[Candidate]| l.iter().map(|c| c.to_wire()).collect();
         (wire(&self.by_cpu), wire(&self.by_mem))
     }
@@ -197,9 +198,9 @@ impl TopProcs {
     }
 
     /// Reads every process; with `elapsed_cs` (not on the baseline) fills the top lists.
-    fn scan(&mut self, elapsed_cs: Option<u64>) {
+    /// `uptime` is `/proc/uptime` read just before.
+    fn scan(&mut self, elapsed_cs: Option<u64>, uptime: Option<u64>) {
         let boot_ticks_then = self.prev_uptime_cs.map(|cs| cs * self.hz / 100);
-        let uptime = self.uptime_cs();
         self.by_cpu.clear();
         self.by_mem.clear();
         self.cur.clear();
