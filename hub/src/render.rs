@@ -267,7 +267,7 @@ pub fn message_json(device: &str, m: &Message) -> Value {
     json!({"type": kind, "device": device, "body": body.unwrap_or(Value::Null)})
 }
 
-mod host;
+pub mod host;
 mod signals;
 #[cfg(test)]
 mod tests;
