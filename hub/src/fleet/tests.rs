@@ -83,6 +83,9 @@ fn metrics() -> Vec<u8> {
             rss_kib: 7000,
             ..AgentStats::default()
         },
+        board: Default::default(),
+        top_cpu: vec![],
+        top_mem: vec![],
     }))
     .expect("encode")
 }

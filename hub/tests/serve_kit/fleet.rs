@@ -97,6 +97,9 @@ pub fn metrics(device: &str, at_ms: u64, cpu: f32, celsius: f32) -> Vec<u8> {
             }],
             ..AgentStats::default()
         },
+        board: Default::default(),
+        top_cpu: vec![],
+        top_mem: vec![],
     }))
     .expect("encode metrics")
 }
