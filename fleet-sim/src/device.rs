@@ -384,6 +384,9 @@ impl Device {
                 drops: self.drop_totals(),
                 ..Default::default()
             },
+            board: Default::default(),
+            top_cpu: vec![],
+            top_mem: vec![],
         })
     }
 }

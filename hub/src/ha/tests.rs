@@ -75,6 +75,9 @@ fn metrics(device: &str, temps: &[(&str, f32)]) -> Message {
             ],
             ..Default::default()
         },
+        board: Default::default(),
+        top_cpu: vec![],
+        top_mem: vec![],
     })
 }
 

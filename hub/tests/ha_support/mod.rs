@@ -78,6 +78,9 @@ pub fn metrics() -> Vec<u8> {
             ],
             ..Default::default()
         },
+        board: Default::default(),
+        top_cpu: vec![],
+        top_mem: vec![],
     }))
     .expect("encode")
 }
