@@ -361,18 +361,16 @@ fn sigterm_during_an_outage_ends_in_bounded_time_and_the_spool_keeps_what_was_le
     // A burst can overrun the kernel ring: those binds are counted, not delivered.
     let ours = |v: &Value| v["type"] == "event" && v["event"]["Bind"]["task"]["pid"] == tid;
     let deadline = Instant::now() + WAIT * 2;
-    let (mut delivered, mut ring) = (0, 0);
     while Instant::now() < deadline {
         hub.settle(Duration::from_millis(500));
-        delivered = hub.seen.iter().filter(|v| ours(v)).count() as u64;
-        ring = reported_drops_from(&hub, &rig.device, "ring:bind");
-        if delivered + ring >= generated {
+        let delivered = hub.seen.iter().filter(|v| ours(v)).count() as u64;
+        if delivered + reported_drops_from(&hub, &rig.device, "ring:bind") >= generated {
             break;
         }
     }
     hub.settle(Duration::from_millis(1500));
-    delivered = hub.seen.iter().filter(|v| ours(v)).count() as u64;
-    ring = reported_drops_from(&hub, &rig.device, "ring:bind");
+    let delivered = hub.seen.iter().filter(|v| ours(v)).count() as u64;
+    let ring = reported_drops_from(&hub, &rig.device, "ring:bind");
     assert_eq!(
         delivered + ring,
         generated,
