@@ -3,7 +3,7 @@
 //! connection: connect with a will, drop, disconnect). Births carry schema 2's run id,
 //! session, probes, rings and queue caps; batches carry consecutive seqs per run and the run's
 //! ring drops so far (totals, as schema 2 has them; a batch follows every new drop); metrics
-//! carry the agent's cumulative counters. Outages
+//! carry board health, the busiest processes and the agent's cumulative counters. Outages
 //! (the link dies; the will says `ConnectionLost`; batches made meanwhile wait and follow the
 //! next birth, whose session is one higher) and restarts (`Shutdown`, a new run id, seq and
 //! session from the start) come from the device's schedule. Nothing here depends on the
@@ -366,17 +366,17 @@ impl Device {
     }
 
     fn metrics(&mut self, tick: u64) -> Message {
-        let (cpu, used, load, temperatures) = self.board.sample(&mut self.rng);
+        let sample = self.board.sample(&mut self.rng);
         Message::Metrics(Metrics {
             device: bounded(&self.id),
             boot_id: bounded(&self.boot_id),
             unix_ms: self.unix_ms(tick),
             uptime_s: 3600 + tick * self.plan.tick_ms / 1000,
-            cpu_percent: cpu,
+            cpu_percent: sample.cpu,
             mem_total_kib: self.board.mem_total_kib,
-            mem_used_kib: used,
-            load,
-            temperatures,
+            mem_used_kib: sample.mem_used_kib,
+            load: sample.load,
+            temperatures: sample.temperatures,
             agent: AgentStats {
                 rss_kib: 7200 + self.rng.below(800),
                 events: self.agent.events,
@@ -384,9 +384,9 @@ impl Device {
                 drops: self.drop_totals(),
                 ..Default::default()
             },
-            board: Default::default(),
-            top_cpu: vec![],
-            top_mem: vec![],
+            board: sample.health,
+            top_cpu: sample.top_cpu,
+            top_mem: sample.top_mem,
         })
     }
 }

@@ -1,10 +1,15 @@
 //! What a simulated Raspberry Pi does, as the agent would report it: its services (with their
 //! listening ports), short-lived commands (exec, then exit: mostly code 0, some failures, rare
 //! crashes by signal), client sockets on ephemeral ports, occasional new listening ports, and a
-//! drifting system sample (CPU, memory, load, temperatures). Everything is drawn from the
-//! device's own [`Rng`], so a seed replays the same fleet.
+//! drifting system sample (CPU, memory, load, temperatures, board health with the firmware's
+//! throttling word: a few boards have a weak power supply and are under-volted now and then, a
+//! hot board hits its soft temperature limit; the busiest processes). Everything is drawn from
+//! the device's own [`Rng`], so a seed replays the same fleet.
 
-use edge_wire::{Bind, Event, Exec, Exit, ExitHow, SockAddr, Task, Temperature, bounded};
+use edge_wire::{
+    Bind, BoardHealth, CpuFreq, Event, Exec, Exit, ExitHow, Fan, ProcUse, SockAddr, Task,
+    Temperature, Throttled, ZoneTemp, bounded,
+};
 
 use crate::rng::Rng;
 
@@ -69,6 +74,21 @@ pub struct Board {
     cpu: f32,
     /// True for a Pi 5 (it has the RP1 ADC temperature too).
     pi5: bool,
+    /// A weak power supply: under-voltage now and then.
+    weak_psu: bool,
+    /// The throttling word's flags seen since boot.
+    sticky: u32,
+}
+
+/// One metrics sample of the board.
+pub struct Sample {
+    pub cpu: f32,
+    pub mem_used_kib: u64,
+    pub load: [f32; 3],
+    pub temperatures: Vec<Temperature>,
+    pub health: BoardHealth,
+    pub top_cpu: Vec<ProcUse>,
+    pub top_mem: Vec<ProcUse>,
 }
 
 impl Board {
@@ -90,6 +110,8 @@ impl Board {
             mem_used_kib: mem_total_kib / 4,
             cpu: 5.0,
             pi5: rng.chance(0.7),
+            weak_psu: rng.chance(0.05),
+            sticky: 0,
         }
     }
 
@@ -207,9 +229,8 @@ impl Board {
         })
     }
 
-    /// Moves the system sample on by one metrics interval; returns (cpu %, mem used KiB,
-    /// load averages, temperatures).
-    pub fn sample(&mut self, rng: &mut Rng) -> (f32, u64, [f32; 3], Vec<Temperature>) {
+    /// Moves the system sample on by one metrics interval.
+    pub fn sample(&mut self, rng: &mut Rng) -> Sample {
         let step = (rng.unit() as f32 - 0.5) * 10.0;
         self.cpu = (self.cpu + step).clamp(1.0, 95.0);
         let mem_step = (rng.unit() - 0.5) * 0.02 * self.mem_total_kib as f64;
@@ -218,18 +239,86 @@ impl Board {
             self.mem_total_kib as f64 * 0.9,
         ) as u64;
         let load1 = self.cpu / 25.0;
-        let load = [load1, load1 * 0.9, load1 * 0.8];
         let cpu_temp = 38.0 + self.cpu * 0.45 + rng.unit() as f32;
-        let mut temps = vec![Temperature {
+        let mut temperatures = vec![Temperature {
             label: bounded("cpu_thermal"),
             celsius: (cpu_temp * 10.0).round() / 10.0,
         }];
         if self.pi5 {
-            temps.push(Temperature {
+            temperatures.push(Temperature {
                 label: bounded("rp1_adc"),
                 celsius: ((cpu_temp - 6.0) * 10.0).round() / 10.0,
             });
         }
-        (self.cpu, self.mem_used_kib, load, temps)
+        let health = self.health(rng, cpu_temp);
+        let (top_cpu, top_mem) = self.top(rng);
+        Sample {
+            cpu: self.cpu,
+            mem_used_kib: self.mem_used_kib,
+            load: [load1, load1 * 0.9, load1 * 0.8],
+            temperatures,
+            health,
+            top_cpu,
+            top_mem,
+        }
+    }
+
+    /// Board health as a Raspberry Pi's sysfs shows it.
+    fn health(&mut self, rng: &mut Rng, cpu_temp: f32) -> BoardHealth {
+        let under_voltage = self.weak_psu && rng.chance(0.3);
+        let hot = cpu_temp >= 80.0;
+        let capped = under_voltage || hot;
+        // Bits 0-3 of the word: under-voltage, frequency capped, throttled, soft temp limit.
+        let now = u32::from(under_voltage)
+            | u32::from(capped) << 1
+            | u32::from(hot) << 2
+            | u32::from(hot) << 3;
+        self.sticky |= now;
+        let max_khz = if self.pi5 { 2_400_000 } else { 1_800_000 };
+        BoardHealth {
+            temperatures: vec![ZoneTemp {
+                zone: bounded("cpu-thermal"),
+                millicelsius: (cpu_temp * 1000.0) as i32,
+            }],
+            cpu_freqs: vec![CpuFreq {
+                policy: 0,
+                cur_khz: if capped { max_khz / 2 } else { max_khz },
+                max_khz: Some(max_khz),
+            }],
+            throttled: Some(Throttled::from_raw(now | self.sticky << 16)),
+            under_voltage_alarm: self.pi5.then_some(under_voltage),
+            fans: if self.pi5 {
+                let pwm = ((cpu_temp - 40.0).max(0.0) * 6.0).min(255.0) as u8;
+                vec![Fan {
+                    name: bounded("pwmfan"),
+                    rpm: Some(u32::from(pwm) * 30),
+                    pwm: Some(pwm),
+                    state: None,
+                    max_state: None,
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The busiest processes: the board's services, by CPU and by memory.
+    fn top(&self, rng: &mut Rng) -> (Vec<ProcUse>, Vec<ProcUse>) {
+        let procs: Vec<ProcUse> = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| ProcUse {
+                pid: 400 + i as u32,
+                comm: bounded(SERVICES[s].0),
+                cpu_permille: rng.below(300) as u32,
+                rss_kib: rng.range(4_000, 120_000),
+            })
+            .collect();
+        let mut by_cpu = procs.clone();
+        by_cpu.sort_by_key(|p| std::cmp::Reverse(p.cpu_permille));
+        let mut by_mem = procs;
+        by_mem.sort_by_key(|p| std::cmp::Reverse(p.rss_kib));
+        (by_cpu, by_mem)
     }
 }

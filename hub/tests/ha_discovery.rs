@@ -50,7 +50,9 @@ fn discovery_is_retained_resent_for_home_assistant_and_forgotten() {
             "drops",
             "memory",
             "new_listen_ports",
-            "temp_cpu_thermal"
+            "temp_cpu_thermal",
+            "throttled",
+            "under_voltage"
         ]
     );
     assert_eq!(config["dev"]["mdl"], "aarch64");
@@ -77,7 +79,7 @@ fn discovery_is_retained_resent_for_home_assistant_and_forgotten() {
     assert_eq!(
         serde_json::from_str::<Value>(&got["edge-json/pi-a/summary"]).expect("summary"),
         json!({"crashes": 1, "new_listen_ports": 1, "last_new_port": {"port": 8080, "comm": "nginx"},
-               "throttled": null, "under_voltage": null})
+               "throttled": true, "under_voltage": true})
     );
 
     // Home Assistant starts: every config is sent again (live, not only retained).

@@ -61,7 +61,8 @@ fn value_templates_render_the_bridged_state() {
     assert_eq!(
         rendered,
         json!({"agent_rss": "7400", "cpu": "12.3", "crashes": "1", "drops": "5",
-               "memory": "37.5", "new_listen_ports": "1", "temp_cpu_thermal": "51.5"})
+               "memory": "37.5", "new_listen_ports": "1", "temp_cpu_thermal": "51.5",
+               "throttled": "ON", "under_voltage": "ON"})
     );
 }
 

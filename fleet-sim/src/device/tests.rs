@@ -124,6 +124,8 @@ fn starts_with_a_connect_and_a_schema_2_birth_then_consecutive_batches() {
     let m = last_metrics.expect("metrics every second");
     assert!(m.agent.events <= events && m.agent.batches <= seqs.len() as u64);
     assert_eq!(m.temperatures[0].label.as_str(), "cpu_thermal");
+    assert!(m.board.throttled.is_some() && !m.board.cpu_freqs.is_empty());
+    assert!(!m.top_cpu.is_empty() && m.top_cpu.len() == m.top_mem.len());
 }
 
 #[test]

@@ -46,11 +46,20 @@ pub struct BoardHealth {
 }
 
 impl BoardHealth {
-    /// The flags a metrics sample carries. Schema 2's `Metrics` has no board-health fields
-    /// yet, so this is all `None` today; when they are added to the wire, reading them here is
-    /// the only change the bridge needs (the entities and their state follow).
-    pub fn of(_m: &Metrics) -> Self {
-        Self::default()
+    /// The flags a metrics sample carries. Throttled: the firmware's word says the board is
+    /// throttled, its ARM frequency capped or its soft temperature limit active, now.
+    /// Under-voltage: the `rpi_volt` alarm or the word's under-voltage bit, now. A board
+    /// without the word or the alarm (not a Raspberry Pi) reports `None`.
+    pub fn of(m: &Metrics) -> Self {
+        let word = m.board.throttled.map(|t| t.now);
+        let under_voltage = match (m.board.under_voltage_alarm, word) {
+            (None, None) => None,
+            (alarm, word) => Some(alarm.unwrap_or(false) || word.is_some_and(|w| w.under_voltage)),
+        };
+        Self {
+            throttled: word.map(|w| w.throttled || w.freq_capped || w.soft_temp_limit),
+            under_voltage,
+        }
     }
 }
 

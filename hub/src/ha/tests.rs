@@ -377,3 +377,65 @@ fn prefixes_must_be_one_topic_level() {
     );
     assert!(Settings::new("homeassistant", "").is_err());
 }
+
+/// `metrics` with the firmware's throttling word `raw` and the under-voltage alarm.
+fn board_metrics(device: &str, raw: Option<u32>, alarm: Option<bool>) -> Message {
+    let Message::Metrics(mut m) = metrics(device, &[]) else {
+        unreachable!("metrics() makes metrics")
+    };
+    m.board.throttled = raw.map(edge_wire::Throttled::from_raw);
+    m.board.under_voltage_alarm = alarm;
+    Message::Metrics(m)
+}
+
+#[test]
+fn board_health_from_metrics_adds_binary_sensors_and_their_state() {
+    let mut d = Discovery::new(settings());
+    d.on_message("pi1", &birth("pi1", 1));
+    // Not a Raspberry Pi: no word, no alarm, no entities.
+    assert!(
+        d.on_message("pi1", &board_metrics("pi1", None, None))
+            .is_empty()
+    );
+    // Throttled since boot only (bit 18), under-voltage alarm off: both entities, both OFF.
+    let out = d.on_message("pi1", &board_metrics("pi1", Some(0x4_0000), Some(false)));
+    assert_eq!(
+        topics(&out),
+        ["homeassistant/device/pi1/config", "edge-json/pi1/summary"]
+    );
+    let cmps = json_of(&out[0])["cmps"].clone();
+    assert_eq!(cmps["throttled"]["p"], "binary_sensor");
+    assert_eq!(
+        cmps["under_voltage"]["default_entity_id"],
+        "binary_sensor.pi1_under_voltage"
+    );
+    let summary = json_of(&out[1]);
+    assert_eq!(
+        (
+            summary["throttled"].clone(),
+            summary["under_voltage"].clone()
+        ),
+        (json!(false), json!(false))
+    );
+    // Capped frequency and under-voltage now (bits 0 and 1): the state changes, not the config.
+    let out = d.on_message("pi1", &board_metrics("pi1", Some(0x3), Some(false)));
+    assert_eq!(topics(&out), ["edge-json/pi1/summary"]);
+    let summary = json_of(&out[0]);
+    assert_eq!(
+        (
+            summary["throttled"].clone(),
+            summary["under_voltage"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    // The alarm alone says under-voltage too.
+    let out = d.on_message("pi1", &board_metrics("pi1", Some(0), Some(true)));
+    let summary = json_of(&out[0]);
+    assert_eq!(
+        (
+            summary["throttled"].clone(),
+            summary["under_voltage"].clone()
+        ),
+        (json!(false), json!(true))
+    );
+}

@@ -1,5 +1,5 @@
 //! Shared by the Home Assistant tests: the messages of one device `pi-a` (birth, will,
-//! metrics, a batch with a crash and a new listening port), retained and live reads with
+//! metrics with board health, a batch with a crash and a new listening port), retained and live reads with
 //! mosquitto_sub, the documented discovery schema check, and `hub bridge` as a child.
 #![allow(dead_code, reason = "each test file uses a different part")]
 
@@ -78,7 +78,12 @@ pub fn metrics() -> Vec<u8> {
             ],
             ..Default::default()
         },
-        board: Default::default(),
+        // A Pi 5 throttled and under-volted right now (bits 0 and 2, and since boot).
+        board: edge_wire::BoardHealth {
+            throttled: Some(edge_wire::Throttled::from_raw(0x5_0005)),
+            under_voltage_alarm: Some(true),
+            ..Default::default()
+        },
         top_cpu: vec![],
         top_mem: vec![],
     }))
