@@ -4,97 +4,19 @@
 //! Run as root (CI does). One test at a time: each loads probes that see the whole system.
 
 mod common;
+#[path = "signals_rig/mod.rs"]
+mod rig;
 
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
-    os::fd::AsRawFd,
-    path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::*;
+use rig::*;
 use serde_json::Value;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const CONFIG: &str =
-    "[summaries]\ninterval_s = 1\n[metrics]\ninterval_s = 1\n[batch]\nmax_age_ms = 100\n";
-
-struct Rig {
-    _broker: PrivateBroker,
-    hub: Hub,
-    agent: Agent,
-    device: String,
-    _dir: tempfile::TempDir,
-}
-
-fn rig(name: &str, extra_config: &str) -> Rig {
-    require_root();
-    let broker = PrivateBroker::start().expect("mosquitto");
-    let mut hub = Hub::start(&broker);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_config(dir.path(), "agent.toml", &format!("{CONFIG}{extra_config}"));
-    let device = format!("{name}-{}", std::process::id());
-    let agent = Agent::start(&broker, &device, &cfg);
-    hub.wait_for("the birth", |v| {
-        v["type"] == "online" && v["device"] == device
-    });
-    Rig {
-        _broker: broker,
-        hub,
-        agent,
-        device,
-        _dir: dir,
-    }
-}
-
-impl Rig {
-    fn birth(&mut self) -> Value {
-        let device = self.device.clone();
-        self.hub.wait_for("the birth", |v| {
-            v["type"] == "online" && v["device"] == device
-        })
-    }
-
-    fn probe(&mut self, name: &str) -> Value {
-        self.birth()["body"]["probes"]
-            .as_array()
-            .expect("probes")
-            .iter()
-            .find(|p| p["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no probe {name}"))
-    }
-
-    fn assert_attached(&mut self, names: &[&str]) {
-        for name in names {
-            let p = self.probe(name);
-            assert_eq!(p["state"], "Attached", "{p}; log:\n{}", self.agent.log());
-        }
-    }
-
-    /// Waits until `done` holds over every event of this device (checked as records arrive).
-    fn wait_events(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let device = self.device.clone();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let events = self.hub.events(&device, |_| true);
-            if done(&events) {
-                return events;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} never arrived; agent log:\n{}\nhub:\n{}",
-                self.agent.log(),
-                self.hub.dump()
-            );
-            self.hub.settle(Duration::from_millis(200));
-        }
-    }
-}
 
 /// Signals whose default action ends the process, as the exit reports them: 64 (the last one,
 /// once ignored by the probe) and 15; the kernel delivers both as SIGKILL to the group, the
@@ -166,46 +88,6 @@ fn threads_are_not_recorded_as_processes_in_the_parent_map() {
     let _ = child.wait();
 }
 
-/// Where this process's memory cgroup can get a child with a memory limit: (directory, the
-/// limit file). cgroup v2 when its root offers the memory controller, else the v1 hierarchy.
-fn memory_cgroup_for(name: &str) -> (PathBuf, &'static str, String) {
-    let v2_root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| {
-            std::fs::read_to_string(p.join("cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
-        });
-    if let Some(root) = v2_root {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).expect("create v2 cgroup");
-        let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-        return (dir, "memory.max", format!("/{name}"));
-    }
-    // v1: a child of our own memory cgroup (it inherits our limits).
-    let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
-    let rel = own
-        .lines()
-        .find_map(|l| {
-            let mut p = l.splitn(3, ':');
-            let (_, ctl, path) = (p.next()?, p.next()?, p.next()?);
-            ctl.split(',')
-                .any(|c| c == "memory")
-                .then(|| path.to_owned())
-        })
-        .expect("no memory cgroup on v2 or v1: the OOM test needs one");
-    let v1 = Path::new("/sys/fs/cgroup/memory");
-    assert!(
-        v1.is_dir(),
-        "memory controller on v1 but not at {}",
-        v1.display()
-    );
-    let path = format!("{}/{name}", rel.trim_end_matches('/'));
-    let dir = v1.join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(&dir).expect("create v1 memory cgroup");
-    (dir, "memory.limit_in_bytes", path)
-}
-
 #[test]
 fn an_oom_kill_in_a_memory_cgroup_reaches_the_hub() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,47 +144,39 @@ fn an_oom_kill_in_a_memory_cgroup_reaches_the_hub() {
     println!("FIGURES oom event: {oom}");
 }
 
-/// The kernel's own count of this socket's bytes: (acked by the peer, received).
-fn tcp_info(s: &TcpStream) -> (u64, u64) {
-    // SAFETY: a zeroed tcp_info is valid; getsockopt writes at most `len` bytes into it.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: valid fd, buffer and length.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
-    (info.tcpi_bytes_acked, info.tcpi_bytes_received)
-}
-
-/// Sums the counts of every flow matching `(direction, port)` of this process.
-fn flow_totals(events: &[Value], me: u32, direction: &str, port: u16) -> (u64, u64, u64, u64) {
-    let mut t = (0, 0, 0, 0);
-    for f in events
-        .iter()
-        .filter_map(|e| e["Tcp"]["flows"].as_array())
-        .flatten()
-        .filter(|f| {
-            f["task"]["tgid"] == me
-                && f["direction"] == direction
-                && f["port"] == port
-                && f["peer"]["V4"] == serde_json::json!([127, 0, 0, 1])
-        })
-    {
-        let c = &f["counts"];
-        let n = |k: &str| c[k].as_u64().unwrap_or(0);
-        t.0 += n("bytes_sent");
-        t.1 += n("bytes_received");
-        t.2 += n("opened");
-        t.3 += n("closed");
+/// One connection on loopback: the client sends `up` bytes, the server answers `down` and
+/// shuts its side down (FIN after the data). With `half_close` the client shuts its sending side
+/// down first and reads only once the answer and the FIN are there. Returns the server's port
+/// and the kernel's (acked, received) of client and server, read once everything is read.
+fn transfer(up: usize, down: usize, half_close: bool) -> (u16, (u64, u64), (u64, u64)) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; up];
+        s.read_exact(&mut buf).expect("read up");
+        s.write_all(&vec![7u8; down]).expect("write down");
+        s.shutdown(std::net::Shutdown::Write)
+            .expect("server shutdown");
+        let mut end = [0u8; 1];
+        assert_eq!(s.read(&mut end).expect("eof"), 0);
+        s
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(&vec![1u8; up]).expect("write up");
+    if half_close {
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        // Let the answer and the server's FIN arrive before reading.
+        std::thread::sleep(Duration::from_millis(300));
     }
-    t
+    let mut back = vec![0u8; down];
+    c.read_exact(&mut back).expect("read down");
+    let client = tcp_info(&c);
+    drop(c);
+    let s = server.join().expect("server");
+    std::thread::sleep(Duration::from_millis(100));
+    let server = tcp_info(&s);
+    (port, client, server)
 }
 
 #[test]
@@ -313,62 +187,44 @@ fn tcp_bytes_on_loopback_are_summarised_per_flow_within_the_kernel_accounting() 
     let mut r = rig("tcp", "");
     r.assert_attached(&["tcp_state", "tcp_send", "tcp_recv", "tcp_retransmit"]);
     let method = r.probe("tcp_send")["method"].clone();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let port = listener.local_addr().expect("addr").port();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        let mut buf = vec![0u8; UP];
-        s.read_exact(&mut buf).expect("read up");
-        s.write_all(&vec![7u8; DOWN]).expect("write down");
-        s.flush().expect("flush");
-        let mut end = [0u8; 1];
-        // The client closes after reading everything.
-        assert_eq!(s.read(&mut end).expect("eof"), 0);
-        tcp_info(&s)
-    });
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    c.write_all(&vec![1u8; UP]).expect("write up");
-    let mut back = vec![0u8; DOWN];
-    c.read_exact(&mut back).expect("read down");
-    let client_kernel = tcp_info(&c);
-    drop(c);
-    let server_kernel = server.join().expect("server");
-    // The kernel counts the SYN (and a received FIN) as one sequence byte each.
-    let near = |kernel: u64, bytes: usize| (bytes as u64..=bytes as u64 + 1).contains(&kernel);
-    assert!(
-        near(client_kernel.0, UP) && near(client_kernel.1, DOWN),
-        "kernel, client: {client_kernel:?}"
-    );
-    assert!(
-        near(server_kernel.0, DOWN) && near(server_kernel.1, UP),
-        "kernel, server: {server_kernel:?}"
-    );
     let me = std::process::id();
-    let events = r.wait_events("both flows, closed, with every byte", |evs| {
-        flow_totals(evs, me, "Outbound", port) == (UP as u64, DOWN as u64, 1, 1)
-            && flow_totals(evs, me, "Inbound", port) == (DOWN as u64, UP as u64, 1, 1)
+    // Closed by the client after reading everything; then half-closed by the client before it
+    // reads (the server's data and FIN arrive while the client's socket is in FIN_WAIT2, so the
+    // kernel moves it to CLOSE with the data still queued: the reads after CLOSE must count).
+    let (port, client_kernel, server_kernel) = transfer(UP, DOWN, false);
+    let (half_port, half_client, half_server) = transfer(UP, DOWN, true);
+    // The kernel counts the SYN and the FIN as one sequence byte each.
+    let near = |kernel: u64, bytes: usize| (bytes as u64..=bytes as u64 + 2).contains(&kernel);
+    for (who, (acked, received), (sent, got)) in [
+        ("client", client_kernel, (UP, DOWN)),
+        ("server", server_kernel, (DOWN, UP)),
+        ("half-closed client", half_client, (UP, DOWN)),
+        ("half-closed server", half_server, (DOWN, UP)),
+    ] {
+        assert!(
+            near(acked, sent) && near(received, got),
+            "kernel, {who}: acked {acked} received {received}"
+        );
+    }
+    let want_out = (UP as u64, DOWN as u64, 1, 1);
+    let want_in = (DOWN as u64, UP as u64, 1, 1);
+    let events = r.wait_events("four flows, closed, with every byte", |evs| {
+        [port, half_port].iter().all(|&p| {
+            flow_totals(evs, me, "Outbound", p) == want_out
+                && flow_totals(evs, me, "Inbound", p) == want_in
+        })
     });
     // Settle: nothing more may be added to these flows.
     r.hub.settle(Duration::from_secs(2));
     let events_after = r.hub.events(&r.device, |_| true);
-    assert_eq!(
-        flow_totals(&events_after, me, "Outbound", port),
-        (UP as u64, DOWN as u64, 1, 1)
-    );
+    for p in [port, half_port] {
+        assert_eq!(flow_totals(&events_after, me, "Outbound", p), want_out);
+        assert_eq!(flow_totals(&events_after, me, "Inbound", p), want_in);
+    }
     let n = events.iter().filter(|e| e.get("Tcp").is_some()).count();
     println!(
-        "FIGURES tcp: method {method}, {n} summaries until both flows were complete; kernel (acked, received) client {client_kernel:?} server {server_kernel:?}, agent exact {UP}/{DOWN}"
+        "FIGURES tcp: method {method}, {n} summaries until the four flows were complete; kernel (acked, received) client {client_kernel:?} server {server_kernel:?}, half-closed client {half_client:?} server {half_server:?}; agent exactly {UP}/{DOWN}"
     );
-}
-
-/// Whether `path` is on ext4 (the storage probes' write attribution is ext4's).
-fn on_ext4(path: &Path) -> bool {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: a zeroed statfs is valid; statfs writes into it.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and buffer.
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_type == 0xEF53
 }
 
 #[test]

@@ -42,6 +42,10 @@ pub const SOCK_OUTBOUND: u32 = 1 << 0;
 pub const SOCK_ESTABLISHED: u32 = 1 << 1;
 /// `SockInfo::flags`: `tgid` and `comm` are known.
 pub const SOCK_OWNER_KNOWN: u32 = 1 << 2;
+/// `SockInfo::flags`: the connection reached CLOSE after this side shut down its sending
+/// direction (FIN_WAIT/CLOSING -> CLOSE): data may still be queued for the process to read, so
+/// the socket stays in `SOCKS` (counting those reads) until the agent has seen it closed.
+pub const SOCK_CLOSED: u32 = 1 << 3;
 
 /// What the TCP probes know about one socket, from its open to its close (map `SOCKS`, keyed
 /// by the kernel's `struct sock` address). Addresses are in network byte order; IPv4 ones use
@@ -52,6 +56,8 @@ pub const SOCK_OWNER_KNOWN: u32 = 1 << 2;
 pub struct SockInfo {
     /// When the connection was opened (SYN sent, or accepted), CLOCK_MONOTONIC ns.
     pub start_ns: u64,
+    /// When it reached CLOSE (0 while open).
+    pub end_ns: u64,
     /// Bytes tcp_sendmsg() took and tcp_recvmsg() returned for this socket.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -198,8 +204,8 @@ pub struct DiskStats {
 
 const _: () = {
     assert!(core::mem::size_of::<OomKillEvent>() == 120);
-    assert!(core::mem::size_of::<SockInfo>() == 96);
-    assert!(core::mem::size_of::<TcpCloseEvent>() == 144);
+    assert!(core::mem::size_of::<SockInfo>() == 104);
+    assert!(core::mem::size_of::<TcpCloseEvent>() == 152);
     assert!(core::mem::size_of::<SockOwner>() == 24);
     assert!(core::mem::size_of::<WriteKey>() == 8);
     assert!(core::mem::size_of::<WriteStat>() == 32);

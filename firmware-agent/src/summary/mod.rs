@@ -43,10 +43,14 @@ impl TcpSide {
     fn tick(&mut self, interval_ms: u32) -> Option<edge_wire::TcpSummary> {
         let mut flows = lock(&self.flows);
         let mut seen = HashSet::new();
+        let mut done = Vec::new();
         for (sk, info) in self.socks.iter().take(MAX_SCAN).flatten() {
-            if seen.insert(sk) {
-                flows.live(sk, &info);
+            if seen.insert(sk) && flows.live(sk, &info) {
+                done.push(sk);
             }
+        }
+        for sk in done {
+            let _ = self.socks.remove(&sk);
         }
         flows.end_scan();
         flows.flush(interval_ms)

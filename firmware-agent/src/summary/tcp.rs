@@ -1,13 +1,18 @@
 //! TCP flows per interval. The kernel tracks every socket seen opening in `SOCKS` (owner,
 //! addresses, running byte and retransmit totals) and writes a record when one closes. Each
 //! interval the agent reads the live sockets, adds the closes that arrived, and turns the
-//! growth of each socket's totals into counts per (process, peer, port, direction). At most
-//! `max_flows` flows are published, the busiest by bytes; the rest are summed.
+//! growth of each socket's totals into counts per (process, peer, port, direction). A socket
+//! the kernel left in the map marked closed (its side shut down first: late reads may follow)
+//! is counted closed the first time it is seen so, and forgotten (removed from the kernel map
+//! by the caller) the next time. At most `max_flows` flows are published, the busiest by bytes;
+//! the rest are summed.
 
 use std::collections::{HashMap, HashSet};
 
 use edge_wire::{Comm, Direction, IpAddr, Task, TcpCounts, TcpFlow, TcpRest, TcpSummary};
-use firmware_agent_common::{SOCK_ESTABLISHED, SOCK_OUTBOUND, SockInfo, TcpCloseEvent};
+use firmware_agent_common::{
+    SOCK_CLOSED, SOCK_ESTABLISHED, SOCK_OUTBOUND, SockInfo, TcpCloseEvent,
+};
 
 use crate::decode::comm_of;
 
@@ -57,6 +62,21 @@ struct Seen {
     received: u64,
     retransmits: u32,
     misses: u8,
+    /// Its close was counted (from its close record or a scan that saw it marked closed).
+    closed: bool,
+    /// Scans that saw it marked closed.
+    closed_scans: u8,
+}
+
+/// Counts one connection's close: a failed connect if it never got established, its lifetime.
+fn close_counts(c: &mut TcpCounts, s: &SockInfo) {
+    c.closed += 1;
+    if s.flags & SOCK_OUTBOUND != 0 && s.flags & SOCK_ESTABLISHED == 0 {
+        c.failed += 1;
+    }
+    let ms = s.end_ns.saturating_sub(s.start_ns) / 1_000_000;
+    c.closed_ms_total += ms;
+    c.closed_ms_max = c.closed_ms_max.max(ms);
 }
 
 /// The per-interval aggregation; fed by map scans and close records, emptied by `flush`.
@@ -101,29 +121,44 @@ impl TcpFlows {
             received: s.bytes_received.max(p.received),
             retransmits: s.retransmits.max(p.retransmits),
             misses: 0,
+            closed: p.closed,
+            closed_scans: p.closed_scans,
         };
         (c, now)
     }
 
-    /// A live socket from the map scan.
-    pub fn live(&mut self, sk: u64, s: &SockInfo) {
-        let (_, now) = self.count(sk, s);
+    /// A socket from the map scan. Returns true when it is to be removed from the map: it was
+    /// marked closed at the previous scan already, and what it read since is now counted.
+    pub fn live(&mut self, sk: u64, s: &SockInfo) -> bool {
+        let (c, mut now) = self.count(sk, s);
+        if s.flags & SOCK_CLOSED != 0 {
+            if !now.closed {
+                close_counts(c, s);
+                now.closed = true;
+            }
+            now.closed_scans += 1;
+            if now.closed_scans >= 2 {
+                self.seen.remove(&sk);
+                return true;
+            }
+        }
         self.seen.insert(sk, now);
         self.scanned.insert(sk);
+        false
     }
 
-    /// A socket closed (its last totals).
+    /// A socket closed (its totals at the close). One the kernel keeps marked closed (late
+    /// reads) stays known, so the scans count its growth and the close only once.
     pub fn closed(&mut self, ev: &TcpCloseEvent) {
         let s = &ev.sock;
-        let (c, _) = self.count(ev.sk, s);
-        c.closed += 1;
-        if s.flags & SOCK_OUTBOUND != 0 && s.flags & SOCK_ESTABLISHED == 0 {
-            c.failed += 1;
+        let (c, mut now) = self.count(ev.sk, s);
+        if !now.closed {
+            close_counts(c, s);
+            now.closed = true;
         }
-        let ms = ev.header.ts_ns.saturating_sub(s.start_ns) / 1_000_000;
-        c.closed_ms_total += ms;
-        c.closed_ms_max = c.closed_ms_max.max(ms);
-        if self
+        if s.flags & SOCK_CLOSED != 0 {
+            self.seen.insert(ev.sk, now);
+        } else if self
             .seen
             .get(&ev.sk)
             .is_some_and(|p| p.start_ns == s.start_ns)
@@ -227,7 +262,8 @@ mod tests {
         }
     }
 
-    fn close(sk: u64, s: SockInfo, at_ns: u64) -> TcpCloseEvent {
+    fn close(sk: u64, mut s: SockInfo, at_ns: u64) -> TcpCloseEvent {
+        s.end_ns = at_ns;
         TcpCloseEvent {
             header: EventHeader {
                 ts_ns: at_ns,
@@ -241,9 +277,9 @@ mod tests {
     #[test]
     fn growth_is_counted_once_across_scans_and_the_close() {
         let mut f = TcpFlows::new(8);
-        f.live(1, &sock(443, true, 100, 10));
+        assert!(!f.live(1, &sock(443, true, 100, 10)));
         f.end_scan();
-        f.live(1, &sock(443, true, 250, 30));
+        assert!(!f.live(1, &sock(443, true, 250, 30)));
         f.end_scan();
         let s = f.flush(1000).expect("summary");
         assert_eq!(s.flows.len(), 1);
@@ -290,10 +326,35 @@ mod tests {
     }
 
     #[test]
+    fn a_socket_left_closed_counts_its_late_reads_then_is_forgotten() {
+        let mut f = TcpFlows::new(8);
+        let mut s = sock(443, true, 100, 10);
+        assert!(!f.live(1, &s));
+        s.flags |= SOCK_CLOSED;
+        s.end_ns = 21_000_000;
+        s.bytes_received = 500;
+        f.closed(&TcpCloseEvent {
+            sk: 1,
+            sock: s,
+            ..Default::default()
+        });
+        assert!(!f.live(1, &s), "counted closed once, kept for late reads");
+        s.bytes_received = 800;
+        assert!(f.live(1, &s), "seen closed at the previous scan: forget it");
+        let sum = f.flush(1000).expect("summary");
+        let c = &sum.flows[0].counts;
+        assert_eq!(
+            (c.opened, c.closed, c.bytes_received, c.closed_ms_total),
+            (1, 1, 800, 20)
+        );
+        assert!(f.seen.is_empty());
+    }
+
+    #[test]
     fn flows_past_the_cap_are_summed_and_counted() {
         let mut f = TcpFlows::new(2);
         for (sk, port, sent) in [(1, 1, 10), (2, 2, 30), (3, 3, 20), (4, 4, 5)] {
-            f.live(sk, &sock(port, true, sent, 0));
+            assert!(!f.live(sk, &sock(port, true, sent, 0)));
         }
         let s = f.flush(1000).expect("summary");
         let ports: Vec<u16> = s.flows.iter().map(|x| x.port).collect();
@@ -308,10 +369,10 @@ mod tests {
     #[test]
     fn a_reused_socket_address_is_a_new_connection_and_lost_closes_are_forgotten() {
         let mut f = TcpFlows::new(8);
-        f.live(1, &sock(443, true, 100, 0));
+        assert!(!f.live(1, &sock(443, true, 100, 0)));
         let mut again = sock(443, true, 20, 0);
         again.start_ns = 9_000_000;
-        f.live(1, &again);
+        assert!(!f.live(1, &again));
         let s = f.flush(1000).expect("summary");
         assert_eq!(
             (s.flows[0].counts.opened, s.flows[0].counts.bytes_sent),
