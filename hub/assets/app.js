@@ -21,9 +21,14 @@ function age(ms) {
   return Math.floor(s / 86400) + " d ago";
 }
 
+// Sets a node's text only when it changes: a thousand-row table re-lays out only what moved.
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function tickAges() {
   for (const el of document.querySelectorAll("[data-ms]")) {
-    el.textContent = age(Number(el.dataset.ms));
+    setText(el, age(Number(el.dataset.ms)));
   }
 }
 
@@ -93,13 +98,15 @@ function fleetPage() {
       tr = newRow(d.device);
       rows.set(d.device, tr);
     }
-    tr.dataset.status = d.status;
-    tr.classList.remove("online", "offline", "unknown");
-    tr.classList.add(d.status);
+    if (tr.dataset.status !== d.status) {
+      tr.dataset.status = d.status;
+      tr.classList.remove("online", "offline", "unknown");
+      tr.classList.add(d.status);
+    }
     for (const [k, text] of Object.entries(d.cells)) {
       const td = tr.querySelector('td[data-col="' + k + '"]');
       if (!td) continue;
-      td.textContent = text;
+      setText(td, text);
       if (k === "last_seen") td.dataset.ms = String(d.last_seen_ms);
     }
     tr.classList.toggle("hidden", !visible(tr));

@@ -99,17 +99,8 @@ impl Hub {
     fn taken(&self) -> u64 {
         match self {
             Self::Serve(h) => {
-                let page = h.get("/metrics").text();
-                [
-                    "edge_hub_messages_accepted_total ",
-                    "edge_hub_messages_duplicate_total ",
-                ]
-                .iter()
-                .filter_map(|k| {
-                    page.lines()
-                        .find_map(|l| l.strip_prefix(k)?.trim().parse::<u64>().ok())
-                })
-                .sum()
+                let v = h.get("/api/hub").json();
+                v["accepted"].as_u64().unwrap_or(0) + v["duplicates"].as_u64().unwrap_or(0)
             }
             Self::Json { proc, taken } => {
                 while let Some(line) = proc.next_line(Duration::ZERO) {
@@ -207,7 +198,7 @@ fn step(hub: &Hub, load: &mut Load, rate: u64) -> Step {
     let deadline = stop + Duration::from_secs(120);
     while hub.taken() < before + published && Instant::now() < deadline {
         store_max = store_max.max(store.load(Relaxed));
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let drain_s = stop.elapsed().as_secs_f64();
     let taken = hub.taken() - before;
@@ -269,7 +260,11 @@ fn bench_hub_serve_against_json_baseline() {
         let store = broker_store(broker.port);
         let dir = tempfile::tempdir().expect("tempdir");
         let hub = if mode == "serve" {
-            Hub::Serve(ServeHub::start(&broker.url(), dir.path(), &["--no-bridge"]))
+            Hub::Serve(ServeHub::start(
+                &broker.url(),
+                dir.path(),
+                &["--no-bridge", "--flush-ms", "250"],
+            ))
         } else {
             let proc = Proc::spawn(Command::new(common::hub_bin()).args([
                 "--broker",

@@ -4,7 +4,7 @@
 //! come from the wire enum's variant names (`Bind` -> `bind`, `OomKill` -> `oom_kill`), so a
 //! new kind in the wire crate is stored without a change here.
 
-use edge_wire::{EventBatch, Message, Metrics};
+use edge_wire::{Event, EventBatch, Message, Metrics};
 use serde_json::{Value, json};
 
 use super::{BatchRef, DROPS, GAP, MetricSample, Record, STATUS};
@@ -96,21 +96,17 @@ fn batch_records(device: &str, b: &EventBatch, gap: Option<&Gap>, received_ms: i
             json!({"source": d.source.as_str(), "count": d.count}),
         ));
     }
-    // The hub's JSON records for this batch carry each event's time and rendering.
-    let single = Outcome::Accepted {
-        device: device.to_owned(),
-        message: Message::Events(EventBatch {
-            drops: Vec::new(),
-            ..b.clone()
-        }),
-        gap: None,
-    };
-    for r in render::json(&single) {
-        if r["type"] != "event" {
-            continue;
+    // Each event as the hub's JSON output shows it (a bind also gets its address written out),
+    // at the batch's time less the event's age.
+    for ev in &b.events {
+        let mut event = serde_json::to_value(ev).unwrap_or(Value::Null);
+        if let (Event::Bind(e), Some(obj)) =
+            (ev, event.get_mut("Bind").and_then(Value::as_object_mut))
+        {
+            obj.insert("address".into(), Value::String(render::addr(&e.addr)));
         }
-        let ts = r["unix_ms"].as_i64().unwrap_or(batch_ms);
-        let event = r["event"].clone();
+        let ts = b.unix_ms.saturating_sub(ev.age_us() / 1000);
+        let ts = i64::try_from(ts).unwrap_or(i64::MAX);
         out.push(record(kind_of(&event), ts, event));
     }
     out

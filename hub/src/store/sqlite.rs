@@ -38,7 +38,8 @@ struct Writer {
 #[derive(Default)]
 struct Ids {
     devices: HashMap<String, i64>,
-    streams: HashMap<(i64, String, u64), i64>,
+    /// By (device, run id): boot id and stream id (a run id is random, so the list holds one).
+    streams: HashMap<(i64, u64), Vec<(String, i64)>>,
 }
 
 impl SqliteStore {
@@ -50,6 +51,9 @@ impl SqliteStore {
             .map_err(|e| c("setting the WAL journal", e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| c("setting synchronous", e))?;
+        // 16 MiB of page cache for the writer: the indexes' recent pages stay in memory.
+        conn.pragma_update(None, "cache_size", -16_384)
+            .map_err(|e| c("setting the cache size", e))?;
         let found = schema::migrate(&conn).map_err(|e| c("creating the tables", e))?;
         check_version(path, found)?;
         Ok(Self::with(path, conn, false))
@@ -173,34 +177,32 @@ impl Ids {
         if let Some(&id) = self.devices.get(name) {
             return Ok(id);
         }
-        tx.execute(
-            "INSERT INTO devices (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
-            [name],
-        )?;
-        let id = tx.query_row("SELECT id FROM devices WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })?;
+        tx.prepare_cached("INSERT INTO devices (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?
+            .execute([name])?;
+        let id = tx
+            .prepare_cached("SELECT id FROM devices WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))?;
         self.devices.insert(name.to_owned(), id);
         Ok(id)
     }
 
     fn stream_id(&mut self, tx: &Connection, dev: i64, b: &BatchRef) -> rusqlite::Result<i64> {
-        let key = (dev, b.boot_id.clone(), b.run_id);
-        if let Some(&id) = self.streams.get(&key) {
-            return Ok(id);
+        let known = self.streams.entry((dev, b.run_id)).or_default();
+        if let Some((_, id)) = known.iter().find(|(boot, _)| *boot == b.boot_id) {
+            return Ok(*id);
         }
         // run_id is a u64 stored bit for bit in SQLite's i64.
         let run = b.run_id as i64;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO streams (dev, boot_id, run_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![dev, b.boot_id, run],
-        )?;
-        let id = tx.query_row(
-            "SELECT id FROM streams WHERE dev = ?1 AND boot_id = ?2 AND run_id = ?3",
-            params![dev, b.boot_id, run],
-            |r| r.get(0),
-        )?;
-        self.streams.insert(key, id);
+        )?
+        .execute(params![dev, b.boot_id, run])?;
+        let id = tx
+            .prepare_cached(
+                "SELECT id FROM streams WHERE dev = ?1 AND boot_id = ?2 AND run_id = ?3",
+            )?
+            .query_row(params![dev, b.boot_id, run], |r| r.get(0))?;
+        known.push((b.boot_id.clone(), id));
         Ok(id)
     }
 }

@@ -33,24 +33,16 @@ pub struct ServeHub {
 }
 
 impl ServeHub {
-    /// Starts `hub --broker BROKER serve --listen 127.0.0.1:0 --data-dir DIR --flush-ms 50 EXTRA`.
+    /// Starts `hub --broker BROKER serve --listen 127.0.0.1:0 --data-dir DIR EXTRA`, with
+    /// `--flush-ms 50` unless EXTRA sets it.
     pub fn start(broker: &str, data_dir: &Path, extra: &[&str]) -> Self {
-        let proc = Proc::spawn(
-            Command::new(hub_bin())
-                .args([
-                    "--broker",
-                    broker,
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--flush-ms",
-                    "50",
-                ])
-                .arg("--data-dir")
-                .arg(data_dir)
-                .args(extra)
-                .env("RUST_LOG", "info"),
-        );
+        let mut cmd = Command::new(hub_bin());
+        cmd.args(["--broker", broker, "serve", "--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--flush-ms") {
+            cmd.args(["--flush-ms", "50"]);
+        }
+        cmd.arg("--data-dir").arg(data_dir).args(extra);
+        let proc = Proc::spawn(cmd.env("RUST_LOG", "info"));
         let (line, _) = proc.wait_for("SERVING line", |l| l.starts_with("SERVING "));
         let url = line
             .split(' ')

@@ -1,5 +1,6 @@
 //! The web server's routes: the pages (`/`, `/device/{id}`, `/events`), the JSON API
-//! (`/api/devices`, `/api/devices/{id}`, `/api/events`, `/api/metrics`, and the live streams),
+//! (`/api/devices`, `/api/devices/{id}`, `/api/events`, `/api/metrics`, `/api/hub`, and the
+//! live streams),
 //! the Prometheus exporter (`/metrics`) and the embedded assets. History queries run on the
 //! blocking pool; a bad parameter is a 400 naming it, a storage failure a 500 naming the file.
 
@@ -40,6 +41,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/metrics", get(api_metrics))
         .route("/api/stream", get(live::device))
         .route("/api/fleet/stream", get(live::fleet))
+        .route("/api/hub", get(api_hub))
         .route("/metrics", get(metrics))
         .route("/assets/{file}", get(asset))
         .layer(from_fn_with_state(shared.clone(), auth::require))
@@ -262,6 +264,27 @@ async fn api_metrics(State(shared): State<Arc<Shared>>, Params(p): Params<P>) ->
         Ok(samples) => Json(samples).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// The hub's own counters (cheap: no per-device work).
+async fn api_hub(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let (c, devices) = {
+        let st = shared.state();
+        (st.hub.counters.clone(), st.fleet.len())
+    };
+    let rejected: serde_json::Map<String, Value> = c
+        .rejected
+        .iter()
+        .map(|(k, n)| (k.name().to_owned(), json!(n)))
+        .collect();
+    let s = shared.stats.snapshot();
+    Json(json!({
+        "devices": devices, "accepted": c.accepted, "duplicates": c.duplicates,
+        "ignored": c.ignored, "rejected": rejected, "history_bytes": s.history_bytes,
+        "store_writes": s.store_writes, "store_rows": s.store_rows,
+        "store_errors": s.store_errors, "bridge_dropped": s.bridge_dropped,
+        "live_lagged": s.live_lagged,
+    }))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

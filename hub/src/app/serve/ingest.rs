@@ -32,7 +32,10 @@ use crate::app::{
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Rows that make the loop hand a batch to the writer before the flush interval is up.
-const MAX_PENDING_ROWS: usize = 20_000;
+const MAX_PENDING_ROWS: usize = 5_000;
+/// How often the changed devices' states (counts, last birth and sample) are saved; the
+/// records themselves go with every flush, and every state is saved when the hub stops.
+const STATES_EVERY: Duration = Duration::from_secs(5);
 
 pub async fn run(
     opts: MqttOptions,
@@ -49,6 +52,7 @@ pub async fn run(
     let mut flush = interval(cfg.flush);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pending = WriteBatch::default();
+    let mut states_saved = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     let mut retry_at: Option<Instant> = None;
     let outcome = loop {
@@ -61,7 +65,11 @@ pub async fn run(
             _ = interrupt.recv() => break Ok(()),
             _ = terminate.recv() => break Ok(()),
             _ = flush.tick() => {
-                hand_over(&shared, &writer, &mut pending).await;
+                let states = states_saved.elapsed() >= STATES_EVERY;
+                if states {
+                    states_saved = Instant::now();
+                }
+                hand_over(&shared, &writer, &mut pending, states).await;
                 continue;
             }
         };
@@ -122,7 +130,7 @@ pub async fn run(
                         .store(b.dropped(), std::sync::atomic::Ordering::Relaxed);
                 }
                 if pending.len() >= MAX_PENDING_ROWS {
-                    hand_over(&shared, &writer, &mut pending).await;
+                    hand_over(&shared, &writer, &mut pending, false).await;
                 }
             }
             Ok(_) => {}
@@ -140,7 +148,7 @@ pub async fn run(
             }
         }
     };
-    hand_over(&shared, &writer, &mut pending).await;
+    hand_over(&shared, &writer, &mut pending, true).await;
     let c = shared.state().hub.counters.clone();
     log::info!(
         "hub: stopping; accepted {} duplicates {} ignored {} rejected {}",
@@ -221,10 +229,17 @@ fn take(
     outcome
 }
 
-/// Gives the rows waiting (and the device states changed) to the writer; waits while the
-/// writer is busy with earlier ones.
-async fn hand_over(shared: &Shared, writer: &mpsc::Sender<WriteBatch>, pending: &mut WriteBatch) {
-    pending.devices = shared.state().fleet.take_dirty();
+/// Gives the rows waiting (and, with `states`, the device states changed) to the writer;
+/// waits while the writer is busy with earlier ones.
+async fn hand_over(
+    shared: &Shared,
+    writer: &mpsc::Sender<WriteBatch>,
+    pending: &mut WriteBatch,
+    states: bool,
+) {
+    if states {
+        pending.devices = shared.state().fleet.take_dirty();
+    }
     if pending.is_empty() {
         return;
     }

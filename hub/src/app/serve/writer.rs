@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::Shared;
 
 /// Batches waiting for the writer before the ingest loop waits.
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
 /// How often retention by age runs.
 const AGE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
