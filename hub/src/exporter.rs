@@ -168,6 +168,31 @@ pub fn page(
         }),
     );
     b.gauge(
+        "device_throttled",
+        "1 while the board's firmware reports this throttling flag (get_throttled, bits 0-3)",
+        devices.iter().flat_map(|(d, m)| {
+            let now = m.as_ref().map(|m| m["board"]["throttled"]["now"].clone());
+            let now = now.filter(Value::is_object);
+            now.into_iter().flat_map(move |now| {
+                [
+                    "under_voltage",
+                    "freq_capped",
+                    "throttled",
+                    "soft_temp_limit",
+                ]
+                .map(|f| (with(d, "flag", f), f64::from(u8::from(now[f] == true))))
+            })
+        }),
+    );
+    b.gauge(
+        "device_under_voltage_alarm",
+        "1 while the kernel's rpi_volt under-voltage alarm is raised",
+        devices.iter().filter_map(|(d, m)| {
+            let alarm = m.as_ref()?["board"]["under_voltage_alarm"].as_bool()?;
+            Some((dev(d), f64::from(u8::from(alarm))))
+        }),
+    );
+    b.gauge(
         "agent_rss_bytes",
         "Resident memory of the agent process",
         each(vs, |d| d.agent_rss_kib.map(|k| k as f64 * 1024.0)),
@@ -322,11 +347,21 @@ mod tests {
                 json!({"cpu_percent": 12.5, "mem_used_kib": 1, "mem_total_kib": 2,
                 "load": [0.5, 0.25, 0.125], "temperatures": [{"label": "cpu_thermal", "celsius": 51.5}],
                 "agent": {"rss_kib": 7, "events": 10, "batches": 2, "queued": 0, "spooled_bytes": 0,
-                          "metrics_dropped": 0, "drops": [{"source": "ring:exec", "count": 5}]}}),
+                          "metrics_dropped": 0, "drops": [{"source": "ring:exec", "count": 5}]},
+                "board": {"throttled": {"raw": 0x0009_0005_u32,
+                    "now": {"under_voltage": true, "freq_capped": false, "throttled": true, "soft_temp_limit": false},
+                    "since_boot": {"under_voltage": true, "freq_capped": false, "throttled": false, "soft_temp_limit": true}},
+                    "under_voltage_alarm": false}}),
             ),
             ..DeviceState::default()
         };
         let v = DeviceView::of(&st, 3500);
+        assert_eq!(
+            v.throttled.as_deref(),
+            Some(
+                "under-voltage, throttled now (since boot: under-voltage, soft temperature limit)"
+            )
+        );
         let mut c = Counters {
             accepted: 9,
             ..Counters::default()
@@ -346,6 +381,9 @@ mod tests {
             "edge_device_events_total{device=\"pi\\\"1\\n\",kind=\"exit\"} 3",
             "edge_device_drops_total{device=\"pi\\\"1\\n\",source=\"queue\"} 2",
             "edge_device_missing_batches{device=\"pi\\\"1\\n\"} 4.0",
+            "edge_device_throttled{device=\"pi\\\"1\\n\",flag=\"under_voltage\"} 1.0",
+            "edge_device_throttled{device=\"pi\\\"1\\n\",flag=\"freq_capped\"} 0.0",
+            "edge_device_under_voltage_alarm{device=\"pi\\\"1\\n\"} 0.0",
             "edge_hub_messages_accepted_total 9",
             "edge_hub_messages_rejected_total{reason=\"malformed\"} 2",
             "edge_hub_messages_rejected_total{reason=\"wrong_device\"} 0",

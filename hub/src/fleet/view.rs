@@ -42,8 +42,10 @@ pub struct DeviceView {
     /// The hottest sensor.
     pub temperature_c: Option<f64>,
     pub temperatures: BTreeMap<String, f64>,
-    /// Whatever the device reports as throttling, if its metrics carry it.
-    pub throttled: Option<Value>,
+    /// The firmware's throttling word in words (`no`, `under-voltage, throttled now`, with
+    /// what happened since boot), or the under-voltage alarm; `None` if the board reports
+    /// neither.
+    pub throttled: Option<String>,
     pub agent_rss_kib: Option<u64>,
     pub events: u64,
     pub events_by_kind: BTreeMap<String, u64>,
@@ -100,7 +102,7 @@ impl DeviceView {
             load,
             temperature_c: temperatures.values().copied().reduce(f64::max),
             temperatures,
-            throttled: m.get("throttled").or_else(|| m.get("throttling")).cloned(),
+            throttled: throttling(&m["board"]),
             agent_rss_kib: m["agent"]["rss_kib"].as_u64(),
             events: st.events,
             events_by_kind: st.events_by_kind.clone(),
@@ -122,6 +124,40 @@ impl DeviceView {
             .collect::<Vec<_>>()
             .join(" / ")
     }
+}
+
+/// The flags of one half of the throttling word that are set, in words.
+pub fn throttle_flags(half: &Value) -> Vec<&'static str> {
+    [
+        ("under_voltage", "under-voltage"),
+        ("freq_capped", "frequency capped"),
+        ("throttled", "throttled"),
+        ("soft_temp_limit", "soft temperature limit"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| half[*k] == true)
+    .map(|(_, words)| words)
+    .collect()
+}
+
+fn throttling(board: &Value) -> Option<String> {
+    let word = &board["throttled"];
+    if word.is_object() {
+        let now = throttle_flags(&word["now"]);
+        let past = throttle_flags(&word["since_boot"]);
+        let mut s = if now.is_empty() {
+            "no".to_owned()
+        } else {
+            format!("{} now", now.join(", "))
+        };
+        if !past.is_empty() {
+            s.push_str(&format!(" (since boot: {})", past.join(", ")));
+        }
+        return Some(s);
+    }
+    board["under_voltage_alarm"]
+        .as_bool()
+        .map(|alarm| if alarm { "under-voltage alarm" } else { "no" }.to_owned())
 }
 
 /// `{"name":..,"state":"Attached"}` or `{"state":{"Skipped":{"reason":..}}}` as a view.

@@ -82,10 +82,7 @@ pub fn cells(v: &DeviceView, now_ms: i64) -> Vec<(&'static str, String)> {
         num(v.cpu_percent, 1),
         memory(v),
         num(v.temperature_c, 1),
-        v.throttled.as_ref().map_or_else(
-            || "—".into(),
-            |t| t.as_str().map_or_else(|| t.to_string(), str::to_owned),
-        ),
+        v.throttled.clone().unwrap_or_else(|| "—".into()),
         v.events.to_string(),
         drops,
         v.missing_batches.to_string(),
