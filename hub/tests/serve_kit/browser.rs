@@ -15,8 +15,18 @@ use serde_json::{Value, json};
 use super::http;
 use crate::common::WAIT;
 
+/// chromedriver, killed when dropped (also when the start fails half way).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct Browser {
-    driver: Child,
+    driver: Driver,
     base: String,
     session: String,
     _profile: tempfile::TempDir,
@@ -45,6 +55,7 @@ impl Browser {
             .unwrap_or_else(|e| {
                 panic!("starting chromedriver (apt-get install chromium-driver): {e}")
             });
+        let driver = Driver(driver);
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + WAIT;
         loop {
@@ -141,7 +152,5 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = http::delete(&self.base);
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
