@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail): the pipeline on the real kernel (events/s, drops, CPU,
-# VmRSS, bytes per event vs serde_json), then stripped binary sizes for x86_64 and the static
-# aarch64 (Raspberry Pi) build. Run as root on an otherwise quiet machine.
+# VmRSS, bytes per event vs serde_json), stripped binary sizes for x86_64 and the static
+# aarch64 (Raspberry Pi) build, then the footprint table against a C libbpf consumer, collectd
+# and node_exporter (scripts/bench-footprint.sh). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,3 +15,4 @@ for bin in target/release/firmware-agent target/aarch64-unknown-linux-musl/relea
     printf 'binary %-60s %8d bytes stripped  (%s)\n' "$bin" "$(stat -c %s /tmp/fa-size-check)" "$(file -b "$bin" | cut -d, -f1-2)"
 done
 rm -f /tmp/fa-size-check
+bash scripts/bench-footprint.sh
