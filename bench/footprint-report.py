@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns the raw figures of scripts/bench-footprint.sh (one `TAG WHO KEY VALUE...` per line)
 into the one Markdown table it prints: each figure for the C libbpf consumer, the agent (and
-`base`, an older agent binary, when measured), their ratios, and the goal from issue 10.
+`base`, an older agent binary, and `cb`, the C consumer with batched wake-ups, when measured),
+their ratios, and the goal from issue 10.
 With several rounds each figure is the median over rounds. Figures only; nothing is asserted.
 """
 
@@ -51,9 +52,12 @@ def main():
         v = vals.get((phase, who, key))
         return statistics.median(v) if v else None
 
-    whos = ["c", "agent"] + (["base"] if any(w == "base" for (_, w, _) in vals) else [])
-    names = {"c": "C libbpf", "agent": "agent", "base": "agent (base)"}
-    ratios = [("agent", "c")] + ([("base", "c"), ("agent", "base")] if "base" in whos else [])
+    seen = {w for (_, w, _) in vals}
+    whos = ["c", "agent"] + [w for w in ("base", "cb") if w in seen]
+    names = {"c": "C libbpf", "agent": "agent", "base": "agent (base)",
+             "cb": "C, batched wake-ups"}
+    ratios = ([("agent", "c")] + ([("base", "c"), ("agent", "base")] if "base" in whos else [])
+              + ([("cb", "c")] if "cb" in whos else []))
     rows = []
 
     def fmt(v, unit="", digits=0):
@@ -74,9 +78,10 @@ def main():
         return n / d if n is not None and d else None
 
     # Memory and idle.
-    idle = {w: get("idle", w, "rss_kb") for w in ("agent", "c", "collectd", "node_exporter")}
+    idle = {w: get("idle", w, "rss_kb")
+            for w in ("agent", "c", "collectd", "node_exporter", "base")}
     thr = {w: get("idle", w, "threads") for w in idle}
-    row("idle VmRSS, kB (default config, every probe)", {"c": idle["c"], "agent": idle["agent"]})
+    row("idle VmRSS, kB (default config, every probe)", idle)
     cd_ok = get("idle", "collectd", "published")
     rows.append(
         [f"idle VmRSS, kB: collectd + mqtt {fmt(idle['collectd'])} "
@@ -91,7 +96,8 @@ def main():
     )
     hz, idle_s = get("idle", "all", "hz") or 100, get("idle", "all", "idle_s") or 1
     row(f"idle CPU, % of a core over {idle_s:.0f} s",
-        {w: (get("idle", w, "idle_ticks") or 0) / hz / idle_s * 100 for w in ("c", "agent")},
+        {w: (get("idle", w, "idle_ticks") or 0) / hz / idle_s * 100 for w in whos
+         if w != "cb"},
         "~0", "", 2)
     load_rss = {w: get("10000", w, "rss_kb") for w in whos}
     row("VmRSS after the 10k/s phase, kB", load_rss)
@@ -119,7 +125,7 @@ def main():
             f"{fmt(get(phase, w, 'delivered'))} / {fmt(get(phase, w, 'drops'))} "
             f"({fmt(get(phase, w, 'gen_rate'))}/s)" for w in whos]
     # Which syscalls, for the agent at 100k/s.
-    for w in [x for x in whos if x != "c"]:
+    for w in [x for x in whos if x not in ("c", "cb")]:
         parts = []
         for key in sorted(k for (p, ww, k) in vals if p == "100000" and ww == w
                           and k.startswith("perf:syscalls:sys_enter_")):
@@ -145,7 +151,7 @@ def main():
         base = get(phase, "none", "gen_cpu_ns")
         row(f"traced bind(): generator CPU per call, ns @ {label} (none: {fmt(base)})",
             {w: get(phase, w, "gen_cpu_ns") for w in whos})
-    for w in [x for x in whos if x != "c"]:
+    for w in [x for x in whos if x not in ("c", "cb")]:
         lat = [f"{label} max {fmt(get(p, w, 'lat_max_ms'), ' ms', 1)} mean "
                f"{fmt(get(p, w, 'lat_mean_ms'), ' ms', 1)}" for p, label in RATES]
         rows.append([f"{names[w]} bind -> subscriber latency: " + "; ".join(lat)]

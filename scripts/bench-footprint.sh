@@ -8,7 +8,8 @@
 #          publishing to a private mosquitto on loopback; collectd: cpu, memory, load,
 #          interface and the mqtt plugin to the same broker); VmRSS and CPU after BENCH_IDLE_S.
 #   load:  bindgen (bind() calls, pinned to CPU 1) at 10k/s, 100k/s and flat out, against
-#          nothing, the C consumer, the agent (and BENCH_AGENT_BASE, an older agent binary, for
+#          nothing, the C consumer (also with its batched wake-up policy: "C, batched"), the
+#          agent (and BENCH_AGENT_BASE, an older agent binary, for
 #          before/after), each pinned to CPU 0, started fresh for each phase. Per phase: the
 #          consumer's CPU (perf task-clock), syscalls and context switches (perf tracepoint
 #          counts), events delivered (the C consumer's count; for the agent, decoded at a
@@ -76,13 +77,15 @@ else
     make -s -C bench/c-consumer OUT="$out/c" >/dev/null
 fi
 agent=${BENCH_AGENT:-$target/release/firmware-agent}
-counter=$target/release/examples/bench_count
+counter=${BENCH_COUNTER:-$target/release/examples/bench_count}
 consumer=$out/c/consumer
 bindgen=$out/c/bindgen
 for b in "$agent" "$counter" "$consumer" "$bindgen"; do
     [ -x "$b" ] || { log "missing $b"; exit 1; }
 done
 whos=(none c agent)
+# The C consumer again with the batched wake-up policy (bind.bpf.c), unless BENCH_C_WAKE=0.
+[ "${BENCH_C_WAKE:-1}" = 0 ] || whos+=(cb)
 if [ -n "${BENCH_AGENT_BASE:-}" ]; then
     [ -x "$BENCH_AGENT_BASE" ] || { log "BENCH_AGENT_BASE $BENCH_AGENT_BASE is not executable"; exit 1; }
     whos+=(base)
@@ -132,11 +135,14 @@ start_consumer() {
     local who=$1 tag=$2
     cnt_pid=""
     case $who in
-        c)
-            taskset -c 0 $sched "$consumer" --ring "$ring" > "$out/$tag.c.out" 2> "$out/$tag.c.err" & cpid=$!
+        c|cb)
+            local wake=default
+            [ "$who" = cb ] && wake=batched
+            taskset -c 0 $sched "$consumer" --ring "$ring" --wake "$wake" \
+                > "$out/$tag.$who.out" 2> "$out/$tag.$who.err" & cpid=$!
             pids+=("$cpid")
-            for _ in $(seq 100); do grep -q ready "$out/$tag.c.out" 2>/dev/null && return 0; sleep 0.1; done
-            log "C consumer did not start: $(cat "$out/$tag.c.err")"; return 1 ;;
+            for _ in $(seq 100); do grep -q ready "$out/$tag.$who.out" 2>/dev/null && return 0; sleep 0.1; done
+            log "C consumer did not start: $(cat "$out/$tag.$who.err")"; return 1 ;;
         agent|base)
             local bin=$agent cfg=$out/agent.toml
             [ "$who" = base ] && bin=$BENCH_AGENT_BASE
@@ -180,7 +186,9 @@ if "bind" in p.get("name", ""):
 
 # --- idle ------------------------------------------------------------------------------------
 log "idle: agent (default config, every probe), C consumer, collectd + mqtt, node_exporter (${idle_s} s)"
-start_consumer agent idle; agent_idle=$cpid
+start_consumer agent idle; agent_idle=$cpid; agent_cnt=$cnt_pid
+base_idle="" base_cnt=""
+if [ -n "${BENCH_AGENT_BASE:-}" ]; then start_consumer base idle; base_idle=$cpid; base_cnt=$cnt_pid; fi
 start_consumer c idle; c_idle=$cpid
 mkdir -p "$out/collectd"
 cat > "$out/collectd/collectd.conf" <<EOF
@@ -214,10 +222,12 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$ne_port" > "$out/node_
 pids+=("$ne_pid")
 sleep 3
 curl -s -o /dev/null "http://127.0.0.1:$ne_port/metrics" 2>/dev/null || true # one scrape, as in use
-t0_agent=$(ticks "$agent_idle"); t0_c=$(ticks "$c_idle"); t0_cd=$(ticks "$collectd_pid"); t0_ne=$(ticks "$ne_pid")
+t0_agent=$(ticks "$agent_idle"); t0_c=$(ticks "$c_idle"); t0_base=$([ -z "$base_idle" ] || ticks "$base_idle"); t0_cd=$(ticks "$collectd_pid"); t0_ne=$(ticks "$ne_pid")
 sleep "$idle_s"
 if wait "$sub" && [ -s "$out/collectd/first-message" ]; then collectd_ok=1; else collectd_ok=0; fi
-for w in "agent $agent_idle $t0_agent" "c $c_idle $t0_c" "collectd $collectd_pid $t0_cd" "node_exporter $ne_pid $t0_ne"; do
+idle_set=("agent $agent_idle $t0_agent" "c $c_idle $t0_c" "collectd $collectd_pid $t0_cd" "node_exporter $ne_pid $t0_ne")
+[ -z "$base_idle" ] || idle_set+=("base $base_idle $t0_base")
+for w in "${idle_set[@]}"; do
     set -- $w
     rec idle "$1" rss_kb "$(status_of "$2" VmRSS)"
     rec idle "$1" threads "$(status_of "$2" Threads)"
@@ -227,7 +237,7 @@ rec idle collectd published "$collectd_ok"
 rec idle all idle_s "$idle_s"
 rec idle all hz "$(getconf CLK_TCK)"
 bpf_stats agent idle "$agent_idle"
-for p in "$agent_idle" "$c_idle" "$collectd_pid" "$ne_pid" "$cnt_pid"; do stop_pid "$p"; done
+for p in "$agent_idle" "$c_idle" "$collectd_pid" "$ne_pid" "$agent_cnt" $base_idle $base_cnt; do stop_pid "$p"; done
 [ "$collectd_ok" = 1 ] || log "collectd published nothing to the broker: $(tail -3 "$out/collectd/log")"
 
 # --- load ------------------------------------------------------------------------------------
@@ -239,7 +249,7 @@ run_phase() { # rate who round
     local rate=$1 who=$2 round=$3 tag calls perf_pid i want got
     tag="r$round-$rate"
     calls=$(( rate ? rate * secs : flat_calls ))
-    cpid=""
+    cpid="" cnt_pid=""
     [ "$who" = none ] || start_consumer "$who" "$tag"
     if [ -n "$cpid" ]; then
         [ -z "$cnt_pid" ] || { c_ours0=$(count_field "$cnt_file" ours); c_ev0=$(count_field "$cnt_file" events); c_dr0=$(count_field "$cnt_file" drops); }
@@ -266,10 +276,9 @@ run_phase() { # rate who round
         stop_pid "$cpid"
         awk -F, -v t="$tag" -v w="$who" 'NF > 3 && $1 ~ /^[0-9.]+$/ {print t, w, "perf:" $3, $1}' "$out/$tag.$who.perf" >> "$results"
     fi
-    if [ "$who" = c ]; then
-        tail -1 "$out/$tag.c.out" > "$out/$tag.c.out.last"
-        read -r _ recs _ ours _ _ _ drops _ _ < "$out/$tag.c.out.last"
-        rec "$tag" c delivered "$recs"; rec "$tag" c ours "$ours"; rec "$tag" c drops "$drops"
+    if [ "$who" = c ] || [ "$who" = cb ]; then
+        read -r _ recs _ ours _ _ _ drops _ _ < <(tail -1 "$out/$tag.$who.out")
+        rec "$tag" "$who" delivered "$recs"; rec "$tag" "$who" ours "$ours"; rec "$tag" "$who" drops "$drops"
     elif [ -n "$cnt_pid" ]; then
         stop_pid "$cnt_pid"
         rec "$tag" "$who" delivered "$(( $(count_field "$cnt_file" events) - c_ev0 ))"

@@ -3,13 +3,15 @@
 //! status line in `--status FILE` (every 100 ms, atomically):
 //! `online O events E binds B ours U drops D batches N lat_max_ms L lat_mean_ms M`,
 //! where `ours` are bind events whose comm is `--comm` (the load generator), drops are every
-//! source's losses carried in the batches, and latency is from the kernel timestamp of each
+//! source's losses (batches carry each source's run total; the highest seen per source is
+//! kept, as the hub does), and latency is from the kernel timestamp of each
 //! of our events to its arrival here (both CLOCK_MONOTONIC). Stops by itself after
 //! `--seconds` (default 900) or on SIGTERM.
 //!
 //! `cargo build --release -p firmware-agent --example bench_count`
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -26,7 +28,7 @@ struct Counts {
     events: u64,
     binds: u64,
     ours: u64,
-    drops: u64,
+    drops: HashMap<String, u64>,
     batches: u64,
     lat_max_ns: u64,
     lat_sum_ns: u128,
@@ -103,7 +105,10 @@ fn main() {
                 Message::Events(b) => {
                     c.batches += 1;
                     c.events += b.events.len() as u64;
-                    c.drops += b.drops.iter().map(|d| d.count).sum::<u64>();
+                    for d in &b.drops {
+                        let total = c.drops.entry(d.source.as_str().to_owned()).or_default();
+                        *total = (*total).max(d.count);
+                    }
                     for e in &b.events {
                         let Event::Bind(x) = e else { continue };
                         c.binds += 1;
@@ -133,7 +138,7 @@ fn main() {
                 c.events,
                 c.binds,
                 c.ours,
-                c.drops,
+                c.drops.values().sum::<u64>(),
                 c.batches,
                 c.lat_max_ns as f64 / 1e6,
                 if c.ours > 0 {
