@@ -42,9 +42,8 @@ pub const SOCK_OUTBOUND: u32 = 1 << 0;
 pub const SOCK_ESTABLISHED: u32 = 1 << 1;
 /// `SockInfo::flags`: `tgid` and `comm` are known.
 pub const SOCK_OWNER_KNOWN: u32 = 1 << 2;
-/// `SockInfo::flags`: the connection reached CLOSE after this side shut down its sending
-/// direction (FIN_WAIT/CLOSING -> CLOSE): data may still be queued for the process to read, so
-/// the socket stays in `SOCKS` (counting those reads) until the agent has seen it closed.
+/// `SockInfo::flags`: the connection reached CLOSE. Data may still be queued for the process
+/// to read, so the socket stays in `SOCKS` (counting those reads) until the agent forgets it.
 pub const SOCK_CLOSED: u32 = 1 << 3;
 
 /// What the TCP probes know about one socket, from its open to its close (map `SOCKS`, keyed

@@ -1,10 +1,9 @@
 //! TCP connections: sock:inet_sock_set_state (open, accept, close, with addresses and ports)
 //! and tcp:tcp_retransmit_skb. Each socket seen opening is tracked in `SOCKS` until it closes;
-//! its close is written to `NET_EVENTS` with the socket's totals and it is forgotten, and the
-//! agent reads live sockets from the map each interval. A socket whose own side shut down first
-//! reaches CLOSE (via TIME_WAIT) while the peer's last data may still wait to be read: its close
-//! is written too, but it stays in the map marked closed, and the agent forgets it after
-//! counting those reads. Listening ports remember their owner, so a connection
+//! its close is written to `NET_EVENTS` with the socket's totals, and the agent reads the
+//! sockets from the map each interval. A socket reaches CLOSE while data may still wait to be
+//! read (the peer's FIN after ours, a reset): it stays in the map marked closed, so those reads
+//! count, until the agent forgets it. Listening ports remember their owner, so a connection
 //! accepted in softirq context is attributed to the process that listens.
 
 use aya_ebpf::{helpers::bpf_get_current_comm, macros::tracepoint, programs::TracePointContext};
@@ -24,11 +23,8 @@ const AF_INET6: u16 = 10;
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
-const TCP_FIN_WAIT1: i32 = 4;
-const TCP_FIN_WAIT2: i32 = 5;
 const TCP_CLOSE: i32 = 7;
 const TCP_LISTEN: i32 = 10;
-const TCP_CLOSING: i32 = 11;
 
 #[tracepoint]
 pub fn tcp_state(ctx: TracePointContext) -> u32 {
@@ -90,9 +86,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> ProbeResult {
             SOCKS.insert(&sk, &info, 0)?;
             Ok(())
         }
-        // Our side shut down first: reads of what the peer sent may follow.
-        (TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING, TCP_CLOSE) => close(sk, true),
-        (_, TCP_CLOSE) => close(sk, false),
+        (_, TCP_CLOSE) => close(sk),
         _ => Err(ProbeError::Ignored),
     }
 }
@@ -124,25 +118,22 @@ fn sock_info(ctx: &TracePointContext, off: &TracepointOffsets) -> Result<SockInf
     Ok(info)
 }
 
-/// A tracked socket closed: its totals go to the ring. It is forgotten, or with `linger` kept
-/// marked closed so reads of data still queued count (until its memory is reused by a new
-/// socket, which can only happen once the process has closed it, or the agent forgets it).
+/// A tracked socket reached CLOSE: its totals go to the ring, and it stays in `SOCKS` marked
+/// closed: data queued before the close (after the peer's FIN while ours was out, or before a
+/// reset) can still be read, and those reads count. The agent removes it once it has seen it
+/// closed for a while; a new socket at the same address (only possible once the process has
+/// released this one) replaces it.
 #[inline(always)]
-fn close(sk: u64, linger: bool) -> ProbeResult {
+fn close(sk: u64) -> ProbeResult {
     let Some(p) = SOCKS.get_ptr_mut(&sk) else {
         return Err(ProbeError::Ignored);
     };
     // SAFETY: map value pointer valid during this program run.
     let info = unsafe {
         (*p).end_ns = aya_ebpf::helpers::bpf_ktime_get_ns();
-        if linger {
-            (*p).flags |= SOCK_CLOSED;
-        }
+        (*p).flags |= SOCK_CLOSED;
         *p
     };
-    if !linger {
-        let _ = SOCKS.remove(&sk);
-    }
     let mut entry = reserve::<TcpCloseEvent>()?;
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points at a reserved, exclusively owned record of the right size.

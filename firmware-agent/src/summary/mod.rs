@@ -41,11 +41,12 @@ struct TcpSide {
 
 impl TcpSide {
     fn tick(&mut self, interval_ms: u32) -> Option<edge_wire::TcpSummary> {
+        let now_ns = monotonic_ns();
         let mut flows = lock(&self.flows);
         let mut seen = HashSet::new();
         let mut done = Vec::new();
         for (sk, info) in self.socks.iter().take(MAX_SCAN).flatten() {
-            if seen.insert(sk) && flows.live(sk, &info) {
+            if seen.insert(sk) && flows.live(sk, &info, now_ns) {
                 done.push(sk);
             }
         }

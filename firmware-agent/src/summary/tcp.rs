@@ -1,11 +1,12 @@
 //! TCP flows per interval. The kernel tracks every socket seen opening in `SOCKS` (owner,
 //! addresses, running byte and retransmit totals) and writes a record when one closes. Each
 //! interval the agent reads the live sockets, adds the closes that arrived, and turns the
-//! growth of each socket's totals into counts per (process, peer, port, direction). A socket
-//! the kernel left in the map marked closed (its side shut down first: late reads may follow)
-//! is counted closed the first time it is seen so, and forgotten (removed from the kernel map
-//! by the caller) the next time. At most `max_flows` flows are published, the busiest by bytes;
-//! the rest are summed.
+//! growth of each socket's totals into counts per (process, peer, port, direction). A closed
+//! socket stays in the kernel's map marked closed (reads of data queued before the close still
+//! count): its close is counted once (record or scan), and the caller removes it from the map
+//! at the first scan `LINGER_NS` after the close; its totals are remembered a few scans more,
+//! so a close record read late adds nothing twice. At most `max_flows` flows are published,
+//! the busiest by bytes; the rest are summed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,8 +18,10 @@ use firmware_agent_common::{
 use crate::decode::comm_of;
 
 const AF_INET6: u16 = 10;
-/// Scans a socket may be missing from the map (its close record lost) before it is forgotten.
+/// Scans a socket may be missing from the map before it is forgotten here.
 const FORGET_AFTER_MISSES: u8 = 3;
+/// How long a closed socket stays in the kernel's map for the reads that follow its close.
+pub const LINGER_NS: u64 = 1_000_000_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct FlowKey {
@@ -64,8 +67,6 @@ struct Seen {
     misses: u8,
     /// Its close was counted (from its close record or a scan that saw it marked closed).
     closed: bool,
-    /// Scans that saw it marked closed.
-    closed_scans: u8,
 }
 
 /// Counts one connection's close: a failed connect if it never got established, its lifetime.
@@ -122,49 +123,47 @@ impl TcpFlows {
             retransmits: s.retransmits.max(p.retransmits),
             misses: 0,
             closed: p.closed,
-            closed_scans: p.closed_scans,
         };
         (c, now)
     }
 
-    /// A socket from the map scan. Returns true when it is to be removed from the map: it was
-    /// marked closed at the previous scan already, and what it read since is now counted.
-    pub fn live(&mut self, sk: u64, s: &SockInfo) -> bool {
+    /// A socket from the map scan at `now_ns` (CLOCK_MONOTONIC). Returns true when it is to be
+    /// removed from the map: closed at least `LINGER_NS` ago, everything it read counted.
+    pub fn live(&mut self, sk: u64, s: &SockInfo, now_ns: u64) -> bool {
         let (c, mut now) = self.count(sk, s);
+        let mut remove = false;
         if s.flags & SOCK_CLOSED != 0 {
             if !now.closed {
                 close_counts(c, s);
                 now.closed = true;
             }
-            now.closed_scans += 1;
-            if now.closed_scans >= 2 {
-                self.seen.remove(&sk);
-                return true;
-            }
+            remove = now_ns.saturating_sub(s.end_ns) >= LINGER_NS;
         }
         self.seen.insert(sk, now);
-        self.scanned.insert(sk);
-        false
+        // A removed socket is not marked scanned: it ages out of `seen` in a few scans.
+        if !remove {
+            self.scanned.insert(sk);
+        }
+        remove
     }
 
     /// A socket closed (its totals at the close). One the kernel keeps marked closed (late
     /// reads) stays known, so the scans count its growth and the close only once.
     pub fn closed(&mut self, ev: &TcpCloseEvent) {
         let s = &ev.sock;
+        // A record read after its socket left the map must not keep it known longer.
+        let misses = self
+            .seen
+            .get(&ev.sk)
+            .filter(|p| p.start_ns == s.start_ns)
+            .map_or(0, |p| p.misses);
         let (c, mut now) = self.count(ev.sk, s);
         if !now.closed {
             close_counts(c, s);
             now.closed = true;
         }
-        if s.flags & SOCK_CLOSED != 0 {
-            self.seen.insert(ev.sk, now);
-        } else if self
-            .seen
-            .get(&ev.sk)
-            .is_some_and(|p| p.start_ns == s.start_ns)
-        {
-            self.seen.remove(&ev.sk);
-        }
+        now.misses = misses;
+        self.seen.insert(ev.sk, now);
     }
 
     /// After a scan: sockets that left the map without a close record (lost to a full ring)
@@ -277,9 +276,9 @@ mod tests {
     #[test]
     fn growth_is_counted_once_across_scans_and_the_close() {
         let mut f = TcpFlows::new(8);
-        assert!(!f.live(1, &sock(443, true, 100, 10)));
+        assert!(!f.live(1, &sock(443, true, 100, 10), 0));
         f.end_scan();
-        assert!(!f.live(1, &sock(443, true, 250, 30)));
+        assert!(!f.live(1, &sock(443, true, 250, 30), 0));
         f.end_scan();
         let s = f.flush(1000).expect("summary");
         assert_eq!(s.flows.len(), 1);
@@ -329,7 +328,7 @@ mod tests {
     fn a_socket_left_closed_counts_its_late_reads_then_is_forgotten() {
         let mut f = TcpFlows::new(8);
         let mut s = sock(443, true, 100, 10);
-        assert!(!f.live(1, &s));
+        assert!(!f.live(1, &s, 0));
         s.flags |= SOCK_CLOSED;
         s.end_ns = 21_000_000;
         s.bytes_received = 500;
@@ -338,15 +337,33 @@ mod tests {
             sock: s,
             ..Default::default()
         });
-        assert!(!f.live(1, &s), "counted closed once, kept for late reads");
+        assert!(
+            !f.live(1, &s, 21_500_000),
+            "counted closed once, kept for late reads"
+        );
+        f.end_scan();
         s.bytes_received = 800;
-        assert!(f.live(1, &s), "seen closed at the previous scan: forget it");
+        assert!(
+            f.live(1, &s, 21_000_000 + LINGER_NS),
+            "closed long enough: remove it"
+        );
+        f.end_scan();
         let sum = f.flush(1000).expect("summary");
         let c = &sum.flows[0].counts;
         assert_eq!(
             (c.opened, c.closed, c.bytes_received, c.closed_ms_total),
             (1, 1, 800, 20)
         );
+        // A close record read late adds nothing.
+        f.closed(&TcpCloseEvent {
+            sk: 1,
+            sock: s,
+            ..Default::default()
+        });
+        assert!(f.flush(1000).is_none());
+        for _ in 1..FORGET_AFTER_MISSES {
+            f.end_scan();
+        }
         assert!(f.seen.is_empty());
     }
 
@@ -354,7 +371,7 @@ mod tests {
     fn flows_past_the_cap_are_summed_and_counted() {
         let mut f = TcpFlows::new(2);
         for (sk, port, sent) in [(1, 1, 10), (2, 2, 30), (3, 3, 20), (4, 4, 5)] {
-            assert!(!f.live(sk, &sock(port, true, sent, 0)));
+            assert!(!f.live(sk, &sock(port, true, sent, 0), 0));
         }
         let s = f.flush(1000).expect("summary");
         let ports: Vec<u16> = s.flows.iter().map(|x| x.port).collect();
@@ -369,10 +386,10 @@ mod tests {
     #[test]
     fn a_reused_socket_address_is_a_new_connection_and_lost_closes_are_forgotten() {
         let mut f = TcpFlows::new(8);
-        assert!(!f.live(1, &sock(443, true, 100, 0)));
+        assert!(!f.live(1, &sock(443, true, 100, 0), 0));
         let mut again = sock(443, true, 20, 0);
         again.start_ns = 9_000_000;
-        assert!(!f.live(1, &again));
+        assert!(!f.live(1, &again, 0));
         let s = f.flush(1000).expect("summary");
         assert_eq!(
             (s.flows[0].counts.opened, s.flows[0].counts.bytes_sent),
