@@ -13,6 +13,9 @@
 #   fa.linger=SECONDS       e2e/nobtf: keep the agent running this long after the triggers (default 3)
 #   fa.stop_timeout=S       how long to wait for the agent after SIGTERM before SIGKILL (default 15)
 #   fa.run=PATH             'run' scenario: program to execute (args: fa.args=a,b,c)
+#   fa.sink=HOST:PORT       kprobe: a TCP sink on the host; init sends fa.sink_bytes to it with
+#                           nc (reading back what the sink answers) while the agent counts
+#   fa.sink_bytes=N         kprobe: bytes to send to the sink
 #
 # Every scenario ends with exactly one line starting with "HWTEST-RESULT:" and
 # then the guest powers off (poweroff -f). If anything goes wrong in here the
@@ -131,8 +134,8 @@ start_agent() { # extra agent args in "$@"
     if [ ! -x /usr/bin/firmware-agent ]; then
         result "agent-exit=missing-binary scenario=$SCENARIO"
     fi
-    if [ -f /etc/firmware-agent/agent.toml ]; then
-        set -- --config /etc/firmware-agent/agent.toml "$@"
+    if [ -f "${AGENT_CONFIG:=/etc/firmware-agent/agent.toml}" ]; then
+        set -- --config "$AGENT_CONFIG" "$@"
     else
         echo "init: WARNING: /etc/firmware-agent/agent.toml not in initramfs; starting agent without --config"
     fi
@@ -251,6 +254,36 @@ scenario_nobtf() {
     if [ "${n:-0}" -eq 0 ]; then info "btf-hidden=yes (/sys/kernel/btf/vmlinux reads 0 bytes)"
     else info "btf-hidden=no (/sys/kernel/btf/vmlinux still readable: $n bytes)"; fi
     scenario_e2e
+}
+
+# The e2e scenario with the TCP byte counters forced onto kprobe/kretprobe (the path for
+# kernels without BTF or without the 6.3 sock_*_length tracepoints; `fentry`: onto fexit, the
+# path for BTF kernels older than 6.3), one-second summaries, and a TCP transfer of known size to
+# a sink on the host.
+scenario_fentry() { FUNCTIONS=fentry scenario_kprobe; }
+scenario_kprobe() {
+    AGENT_CONFIG=/tmp/agent-functions.toml
+    sed -e "s/^kernel_functions = .*/kernel_functions = \"${FUNCTIONS:-kprobe}\"/" \
+        -e 's/^interval_s = .*/interval_s = 1/' /etc/firmware-agent/agent.toml >"$AGENT_CONFIG"
+    grep -q "^kernel_functions = \"${FUNCTIONS:-kprobe}\"" "$AGENT_CONFIG" \
+        || result "agent-exit=no-kernel_functions-key scenario=$SCENARIO"
+    start_agent
+    if ! wait_agent_ready; then
+        wait "$AGENT_PID"; rc=$?
+        finish_log
+        result "agent-exit=$rc (agent died before ready) scenario=$SCENARIO"
+    fi
+    print_rss ready
+    trigger_events
+    host="${FA_SINK%:*}"; port="${FA_SINK##*:}"
+    info "trigger: send ${FA_SINK_BYTES:-0} bytes to the sink at $host:$port with nc"
+    head -c "${FA_SINK_BYTES:-0}" /dev/zero | nc -w 10 "$host" "$port" >/tmp/sink.back 2>/tmp/sink.err
+    info "sink transfer: nc exit=$? received=$(wc -c </tmp/sink.back) bytes $(head -c 200 /tmp/sink.err)"
+    sleep "${FA_LINGER:-3}"
+    print_rss before-stop
+    stop_agent
+    finish_log
+    result "agent-exit=$STOP_RC scenario=$SCENARIO"
 }
 
 scenario_ringbuf_negative() {

@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
         *) CELLS+=("$1"); shift ;;
     esac
 done
-[ "${#CELLS[@]}" -gt 0 ] || CELLS=(e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k e2e-64k ringbuf-negative-64k)
+[ "${#CELLS[@]}" -gt 0 ] || CELLS=(e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k kprobe-16k kprobe-4k fentry-16k e2e-64k ringbuf-negative-64k)
 
 export HW_TESTS_CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
 OUT="${HW_TESTS_OUT:-$REPO/target/hw-tests}"

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+pub mod signals;
+
 /// Port the guest's busybox `httpd` binds on 0.0.0.0 (hw-tests/init.sh, `trigger_events`).
 pub const BIND_PORT: u64 = 4242;
 /// Port the guest's `nc -l -p` binds: `[::]` on a kernel with IPv6, else 0.0.0.0.
@@ -19,6 +21,10 @@ pub enum Scenario {
     NoBtf,
     /// `firmware-agent selftest-ringbuf`.
     RingbufNegative,
+    /// E2e with the TCP byte counters forced onto kprobes and a TCP transfer of known size.
+    Kprobe,
+    /// The same with the byte counters forced onto fexit.
+    Fentry,
 }
 
 impl Scenario {
@@ -27,6 +33,8 @@ impl Scenario {
             Self::E2e => "e2e",
             Self::NoBtf => "nobtf",
             Self::RingbufNegative => "ringbuf-negative",
+            Self::Kprobe => "kprobe",
+            Self::Fentry => "fentry",
         }
     }
 }
@@ -50,6 +58,8 @@ impl Cell {
             "e2e" => Scenario::E2e,
             "nobtf" => Scenario::NoBtf,
             "ringbuf-negative" => Scenario::RingbufNegative,
+            "kprobe" => Scenario::Kprobe,
+            "fentry" => Scenario::Fentry,
             _ => return Err(format!("cell {name:?}: unknown scenario {scen:?}")),
         };
         let page_size = match pages {
@@ -160,19 +170,13 @@ pub fn find_birth<'a>(records: &'a [Value], device: &str) -> Option<&'a Value> {
         .find(|v| v["type"] == "online" && v["device"] == device)
 }
 
-/// A storage probe on an ext4 or block-layer tracepoint, skipped because the guest's kernel
-/// has no such tracepoint: the initramfs loads no ext4 module, and the 64K kernel is built
-/// without ext4 and the block layer. Any other reason, or any other probe, is a failure.
-fn needs_missing_fs(p: &Value) -> bool {
-    let tp = p["tracepoint"].as_str().unwrap_or("");
-    (tp.starts_with("ext4:") || tp.starts_with("block:"))
-        && p["state"]["Skipped"]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("not found"))
-}
-
 /// Checks a birth message; returns the failures.
 pub fn check_birth(birth: &Value, page_size: u64, expect_btf: bool) -> Vec<String> {
+    check_birth_on(birth, page_size, expect_btf, "")
+}
+
+/// `check_birth` for a cell on the kernel `pages` (the 64k one has no ext4 and no block layer).
+pub fn check_birth_on(birth: &Value, page_size: u64, expect_btf: bool, pages: &str) -> Vec<String> {
     let mut f = Vec::new();
     let body = &birth["body"];
     if body["page_size"] != page_size {
@@ -219,7 +223,7 @@ pub fn check_birth(birth: &Value, page_size: u64, expect_btf: bool) -> Vec<Strin
         Some(ps) if !ps.is_empty() => {
             for p in ps
                 .iter()
-                .filter(|p| p["state"] != "Attached" && !needs_missing_fs(p))
+                .filter(|p| p["state"] != "Attached" && !signals::may_skip(pages, p))
             {
                 f.push(format!("probe {} not attached: {}", p["name"], p["state"]));
             }
@@ -241,7 +245,7 @@ pub fn check_e2e(cell: &Cell, records: &[Value], console: &str, expect_btf: bool
     let device = cell.device();
     let mut f = Vec::new();
     match find_birth(records, &device) {
-        Some(b) => f.extend(check_birth(b, cell.page_size, expect_btf)),
+        Some(b) => f.extend(check_birth_on(b, cell.page_size, expect_btf, &cell.pages)),
         None => f.push(format!("no birth from {device} at the hub")),
     }
     let bind_addrs = || {

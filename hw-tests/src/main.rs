@@ -18,6 +18,12 @@ use std::{
 
 use edge_hub::testkit::{JsonHub, PrivateBroker};
 use hw_tests::{Cell, Figures, Scenario};
+
+mod sink;
+
+/// Bytes the kprobe cells send from the guest to the host's sink, and back.
+const SINK_UP: u64 = 200_000;
+const SINK_DOWN: u64 = 30_000;
 use serde_json::Value;
 
 const USAGE: &str = "usage: hw-tests --agent PATH --kernel PAGES=DIR [--kernel ...] [--hub PATH] [--out DIR] [--timeout S] CELL...\n  CELL: e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k e2e-64k ...";
@@ -132,7 +138,15 @@ impl Ctx {
         let out = self.args.out.join(format!("initramfs-{pages}.cpio.gz"));
         let toml =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-agent/agent.example.toml");
+        // ext4 is a module in Debian's kernels: loaded, its tracepoints exist (the storage
+        // probes attach as on a Pi, whose root filesystem is ext4). The 64K kernel has none.
+        let modules = if pages == "64k" {
+            "virtio_net"
+        } else {
+            "virtio_net ext4"
+        };
         let st = Command::new(self.here.join("mkinitramfs.sh"))
+            .env("HW_TESTS_MODULES", modules)
             .arg(self.kernel_dir(pages))
             .arg(&self.args.agent)
             .arg(&out)
@@ -176,12 +190,26 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
     let broker = PrivateBroker::start().map_err(|e| format!("mosquitto: {e}"))?;
     let (hub, mut records) = JsonHub::start(&ctx.args.hub, &broker.url(), Duration::from_secs(30))?;
     let device = cell.device();
-    let cmdline = format!(
+    let mut cmdline = format!(
         "quiet fa.scenario={} fa.broker=mqtt://10.0.2.2:{} fa.device={device} \
          fa.env.RUST_LOG=info fa.ready_log=mqtt:_connected fa.linger=2",
         cell.scenario.guest_name(),
         broker.port
     );
+    let method = match cell.scenario {
+        Scenario::Kprobe => Some("Kprobe"),
+        Scenario::Fentry => Some("Fentry"),
+        _ => None,
+    };
+    let sink = method
+        .map(|_| sink::start(SINK_UP, SINK_DOWN))
+        .transpose()?;
+    if let Some(s) = &sink {
+        cmdline.push_str(&format!(
+            " fa.sink=10.0.2.2:{} fa.sink_bytes={SINK_UP}",
+            s.port
+        ));
+    }
     let log = ctx.args.out.join(format!("{}.log", cell.name));
     let boot_out = ctx.args.out.join(format!("{}.boot.txt", cell.name));
     let out_file = fs::File::create(&boot_out).map_err(|e| e.to_string())?;
@@ -307,9 +335,15 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
         f.push(bad.to_string());
     }
     match cell.scenario {
-        Scenario::E2e | Scenario::NoBtf => {
-            let btf = cell.scenario == Scenario::E2e && ctx.kernel_has_btf(&cell.pages);
+        Scenario::E2e | Scenario::NoBtf | Scenario::Kprobe | Scenario::Fentry => {
+            let btf = cell.scenario != Scenario::NoBtf && ctx.kernel_has_btf(&cell.pages);
             f.extend(hw_tests::check_e2e(cell, &records, &console, btf));
+            if let (Some(s), Some(m)) = (sink, method) {
+                let seen = s.finish();
+                f.extend(hw_tests::signals::check_functions(
+                    &records, &device, m, seen,
+                ));
+            }
         }
         Scenario::RingbufNegative => {
             f.extend(hw_tests::check_ringbuf_negative(cell, &console));
