@@ -3,7 +3,10 @@
 //!
 //! Each workload runs with no probes, then with one family's probes loaded (rings drained by a
 //! thread, as the agent would), alternating `ROUNDS` times; the figure is the median extra time
-//! per operation. Figures only: nothing is asserted.
+//! per operation. Then every family is loaded at once with the kernel's BPF run-time statistics
+//! on (BPF_ENABLE_STATS, for the duration of the run only) and every workload runs once: each
+//! program's mean run time per hit is the per-probe cost, free of the machine's noise.
+//! Figures only: nothing is asserted.
 
 use std::{
     io::{Read, Write},
@@ -156,4 +159,39 @@ fn main() {
             on - off
         );
     }
+    per_program(&workloads);
+}
+
+/// Every family loaded, kernel run-time statistics on: each program's hits and mean ns per hit.
+fn per_program(workloads: &[Workload]) {
+    let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+        Ok(fd) => fd,
+        Err(e) => {
+            println!("BPF run-time statistics unavailable ({e}): no per-program figures");
+            return;
+        }
+    };
+    let loaded = firmware_agent::agent::load(&Config::default()).expect("load");
+    for (_, _, n, work) in workloads {
+        work(*n);
+    }
+    println!("program | hits | mean ns per hit");
+    let mut rows: Vec<(String, u64, f64)> = loaded
+        .ebpf
+        .programs()
+        .filter_map(|(name, p)| {
+            let info = p.info().ok()?;
+            let hits = info.run_count();
+            (hits > 0).then(|| {
+                let ns = info.run_time().as_nanos() as f64 / hits as f64;
+                (name.to_owned(), hits, ns)
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, hits, ns) in rows {
+        println!("{name} | {hits} | {ns:.0}");
+    }
+    drop(loaded);
+    drop(stats);
 }
