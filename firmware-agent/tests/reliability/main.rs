@@ -25,7 +25,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Bind events only, quick batches, metrics every second.
-const BIND_ONLY: &str = "[probes]\ndisabled = [\"fork\", \"exec\", \"exit_group\", \"signal_deliver\", \"exit\"]\n[metrics]\ninterval_s = 1\n";
+const BIND_ONLY: &str = "[probes]\ndisabled = [\"fork\", \"exec\", \"exit_group\", \"signal_deliver\", \"exit\", \"oom\", \"tcp\", \"storage\"]\n[metrics]\ninterval_s = 1\n";
 
 #[test]
 fn a_60_s_outage_under_1000_binds_per_second_loses_nothing_with_default_caps() {
