@@ -105,23 +105,41 @@ impl BatchLoop {
         {
             batcher.arm();
         }
+        // One timer for the open batch, moved only when its deadline changes (a batch opens or
+        // closes): a timer made per received event cost the reactor a wake-up and a timerfd
+        // update per event.
+        let mut timer = smol::Timer::never();
+        let mut armed = None;
         loop {
-            let step = match batcher.deadline() {
-                None => self.rx.recv().await.map_or(Step::Closed, Step::Event),
-                Some(deadline) => {
-                    future::or(
-                        async { self.rx.recv().await.map_or(Step::Closed, Step::Event) },
-                        async {
-                            smol::Timer::at(deadline).await;
-                            Step::Due
-                        },
-                    )
-                    .await
+            let deadline = batcher.deadline();
+            if deadline != armed {
+                match deadline {
+                    Some(at) => timer.set_at(at),
+                    None => timer = smol::Timer::never(),
                 }
+                armed = deadline;
+            }
+            let step = if armed.is_none() {
+                self.rx.recv().await.map_or(Step::Closed, Step::Event)
+            } else {
+                future::or(
+                    async { self.rx.recv().await.map_or(Step::Closed, Step::Event) },
+                    async {
+                        (&mut timer).await;
+                        Step::Due
+                    },
+                )
+                .await
             };
             match step {
                 Step::Event(ev) => {
-                    if batcher.push(ev) {
+                    // Take what else is queued without waiting: one wake-up, many events.
+                    let mut full = batcher.push(ev);
+                    while !full {
+                        let Ok(ev) = self.rx.try_recv() else { break };
+                        full = batcher.push(ev);
+                    }
+                    if full {
                         self.flush(&mut batcher, &mut report);
                     }
                 }
