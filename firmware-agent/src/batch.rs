@@ -29,7 +29,11 @@ pub struct Batcher {
     seq: u32,
     max_bytes: usize,
     max_age: Duration,
-    events: Vec<Stamped>,
+    /// The open batch's events, and each one's kernel timestamp (same index). Kept apart so a
+    /// flush sets ages in place and hands the vector to the message without moving events
+    /// (a few hundred bytes each); the vector comes back after encoding, capacity and all.
+    events: Vec<Event>,
+    stamps: Vec<u64>,
     est_bytes: usize,
     opened: Option<Instant>,
     /// Reused encoding buffer: each payload is then one exact-size allocation, so what the
@@ -53,6 +57,7 @@ impl Batcher {
             max_bytes,
             max_age,
             events: Vec::new(),
+            stamps: Vec::new(),
             est_bytes: 0,
             opened: None,
             scratch: Vec::new(),
@@ -60,8 +65,9 @@ impl Batcher {
     }
 
     /// Adds an event; returns true when the batch should be flushed for size.
-    pub fn push(&mut self, ev: Stamped) -> bool {
-        self.est_bytes += estimate(&ev.1);
+    pub fn push(&mut self, (ts, ev): Stamped) -> bool {
+        self.est_bytes += estimate(&ev);
+        self.stamps.push(ts);
         self.events.push(ev);
         self.opened.get_or_insert_with(Instant::now);
         self.est_bytes >= self.max_bytes
@@ -89,14 +95,11 @@ impl Batcher {
             return Flush::Nothing;
         }
         let mono_ns = monotonic_ns();
-        let events: Vec<Event> = self
-            .events
-            .drain(..)
-            .map(|(ts, mut ev)| {
-                crate::decode::set_age(&mut ev, ts, mono_ns);
-                ev
-            })
-            .collect();
+        for (ev, &ts) in self.events.iter_mut().zip(&self.stamps) {
+            crate::decode::set_age(ev, ts, mono_ns);
+        }
+        self.stamps.clear();
+        let events = std::mem::take(&mut self.events);
         let count = events.len();
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
@@ -113,7 +116,12 @@ impl Batcher {
             events,
         });
         self.scratch.clear();
-        match encode_into(&msg, &mut self.scratch) {
+        let encoded = encode_into(&msg, &mut self.scratch);
+        if let Message::Events(batch) = msg {
+            self.events = batch.events;
+            self.events.clear();
+        }
+        match encoded {
             Ok(()) => Flush::Batch {
                 seq,
                 events: count,
