@@ -9,7 +9,7 @@ use aya::{
     maps::{Map, MapData, PerCpuArray, RingBuf},
 };
 use edge_wire::{Birth, ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, SCHEMA_VERSION, bounded};
-use firmware_agent_common::{COUNTERS_MAP, Ring};
+use firmware_agent_common::{COUNTERS_MAP, Ring, map_names};
 
 use crate::{
     batch::Stamped,
@@ -20,7 +20,7 @@ use crate::{
     pipeline::{BatchLoop, MetricsLoop, Origin, read_ring},
     probes::{self, PROBES},
     publish::{self, Closing, Ended, Topics},
-    ringbuf::{RingPlan, choose_size},
+    ringbuf::{RingPlan, WakeTimes, choose_size},
     tracefs::Tracefs,
 };
 
@@ -38,10 +38,7 @@ pub struct Loaded {
 
 /// The ring buffers whose records the generic readers publish as events (the others are read
 /// by the summarisers).
-const RINGS: [(&str, &str); 2] = [
-    (Ring::Watch.map_name(), Ring::Watch.config_key()),
-    (Ring::Proc.map_name(), Ring::Proc.config_key()),
-];
+const RINGS: [Ring; 2] = [Ring::Watch, Ring::Proc];
 const _: () = assert!(Ring::Watch.published() && Ring::Proc.published() && !Ring::Net.published());
 
 /// The requested size of `ring` (its `Ring::config_key`).
@@ -219,9 +216,15 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
     )?;
 
     let rings = RINGS
-        .iter()
-        .map(|&(map, _)| Ok((map, take_ring(&mut ebpf, map)?)))
+        .into_iter()
+        .map(|ring| Ok((ring, take_ring(&mut ebpf, ring.map_name())?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let wakes: WakeTimes = Arc::new(
+        ebpf.take_map(map_names::WAKES)
+            .context("WAKES map missing")?
+            .try_into()
+            .context("WAKES map type")?,
+    );
     let drops: Arc<PerCpuArray<MapData, u64>> = Arc::new(
         ebpf.take_map(COUNTERS_MAP)
             .context("COUNTERS map missing")?
@@ -234,10 +237,11 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         let (tx, rx) = async_channel::bounded::<Stamped>(EVENT_QUEUE);
         let readers: Vec<_> = rings
             .into_iter()
-            .map(|(name, ring)| {
+            .map(|(which, ring)| {
                 smol::spawn(read_ring(
-                    name,
+                    which,
                     ring,
+                    wakes.clone(),
                     tx.clone(),
                     stats.clone(),
                     stop.clone(),

@@ -9,6 +9,7 @@ use std::{
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use edge_wire::{DropCount, bounded};
+use firmware_agent_common::Ring;
 use futures_lite::future;
 
 use crate::{
@@ -16,6 +17,7 @@ use crate::{
     kernel::proc_ppid,
     metrics::{Sampler, Stats},
     outbox::{Leaf, Outbox},
+    ringbuf::WakeTimes,
 };
 
 /// Who the batches are from.
@@ -27,12 +29,14 @@ pub struct Origin {
 }
 
 pub async fn read_ring(
-    name: &'static str,
+    which: Ring,
     ring: RingBuf<MapData>,
+    wakes: WakeTimes,
     tx: async_channel::Sender<Stamped>,
     stats: Arc<Stats>,
     stop: async_channel::Receiver<()>,
 ) {
+    let name = which.map_name();
     let decode = |bytes: &[u8]| match crate::decode::decode(bytes, proc_ppid) {
         Ok(ev) => {
             stats.events.fetch_add(1, Ordering::Relaxed);
@@ -46,7 +50,7 @@ pub async fn read_ring(
     let stopped = async {
         let _ = stop.recv().await;
     };
-    if let Err(e) = crate::ringbuf::drain(ring, decode, tx, stopped).await {
+    if let Err(e) = crate::ringbuf::drain(ring, Some((which, wakes)), decode, tx, stopped).await {
         log::error!("{name}: reader stopped: {e}");
     }
 }

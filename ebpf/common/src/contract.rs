@@ -301,9 +301,22 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Number of slots in `COUNTERS`.
 pub const COUNTER_SLOTS: u32 = DROP_SLOTS + Program::COUNT * Failure::ALL.len() as u32;
 
+/// Wake-up policy of the published rings (`Ring::published`): a record is submitted without
+/// waking the reader, unless the ring then holds a quarter of its size (`WAKE_FILL_SHIFT`)
+/// or `WAKE_AFTER_NS` passed since the ring's last wake-up. Under load the reader wakes once per
+/// quarter ring or per interval instead of once per record (each wake-up costs the traced task
+/// an interrupt and the reader a scheduler round trip); an idle reader still wakes on the first
+/// record. The time of each forced wake-up is kept in `map_names::WAKES` so the reader knows
+/// how long records may sit unannounced, and sleeps without a timeout only past that.
+pub const WAKE_AFTER_NS: u64 = 20_000_000;
+/// See [`WAKE_AFTER_NS`]: wake when the unread data reaches ring size >> this.
+pub const WAKE_FILL_SHIFT: u32 = 2;
+
 /// Names of the maps user space reads besides the rings and `COUNTERS` (the BPF side declares
 /// them under these names; the agent's tests check each one's key and value sizes).
 pub mod map_names {
+    /// `u32` (`Ring` index) -> `u64`: CLOCK_MONOTONIC ns of the ring's last forced wake-up.
+    pub const WAKES: &str = "WAKES";
     /// `u64` (struct sock address) -> `SockInfo`.
     pub const SOCKS: &str = "SOCKS";
     /// `WriteKey` -> `WriteStat`.

@@ -11,7 +11,7 @@ use firmware_agent_common::{BindEvent, FLAG_ADDR_UNREADABLE, PendingBind, Progra
 
 use crate::{
     ProbeError, ProbeResult, finish,
-    maps::{PENDING_BIND, fill_header, offsets, read, reserve},
+    maps::{PENDING_BIND, fill_header, offsets, read, reserve, submit},
 };
 
 #[tracepoint]
@@ -75,6 +75,6 @@ fn try_bind_exit(ctx: &TracePointContext) -> ProbeResult {
         (*ev)._pad = 0;
         (*ev).addr = pending.addr;
     }
-    entry.submit(0);
+    submit(entry);
     Ok(())
 }

@@ -18,7 +18,9 @@ use firmware_agent_common::{
 
 use crate::{
     ProbeError, ProbeResult, finish,
-    maps::{EXITING, PARENTS, SENT_SIGNALS, current_tgid, fill_header, offsets, read, reserve},
+    maps::{
+        EXITING, PARENTS, SENT_SIGNALS, current_tgid, fill_header, offsets, read, reserve, submit,
+    },
 };
 
 /// Bit `sig - 1` for signal `sig` (1..=64), so all 64 signals fit in a `u64`.
@@ -118,7 +120,7 @@ fn try_exec(ctx: &TracePointContext) -> ProbeResult {
             Err(_) => 0,
         };
     }
-    entry.submit(0);
+    submit(entry);
     Ok(())
 }
 
@@ -237,6 +239,6 @@ fn try_exit(_ctx: &TracePointContext) -> ProbeResult {
         (*ev).signal = info.signal;
         (*ev)._pad = 0;
     }
-    entry.submit(0);
+    submit(entry);
     Ok(())
 }

@@ -3,14 +3,16 @@
 
 use aya_ebpf::{
     Global,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
     programs::TracePointContext,
 };
 use firmware_agent_common::{
     BlockKey, BlockStart, COUNTER_SLOTS, DiskStats, EventHeader, ExitInfo, Field, PendingBind,
-    Record, Ring, SockInfo, SockOwner, TracepointOffsets, WriteKey, WriteStat,
+    Record, Ring, SockInfo, SockOwner, TracepointOffsets, WAKE_AFTER_NS, WAKE_FILL_SHIFT, WriteKey,
+    WriteStat,
 };
 
 use crate::ProbeError;
@@ -30,6 +32,11 @@ pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
 /// TCP closes, for the agent's TCP summariser.
 #[map]
 pub static NET_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
+
+/// CLOCK_MONOTONIC ns of each published ring's last forced wake-up, by `Ring` index (see
+/// `firmware_agent_common::WAKE_AFTER_NS`); the reader reads it to know how long it may sleep.
+#[map]
+pub static WAKES: Array<u64> = Array::with_max_entries(Ring::ALL.len() as u32, 0);
 
 /// Per-CPU counters: records lost to a full ring by kind, then failures by program and reason
 /// (slots from `firmware_agent_common::{Kind, Program}`).
@@ -119,6 +126,38 @@ pub fn reserve<T: Record>() -> Result<RingBufEntry<T>, ProbeError> {
             Err(ProbeError::RingFull)
         }
     }
+}
+
+/// Submits a filled record. Published rings wake their reader only when the ring is a quarter
+/// full or the last wake-up is `WAKE_AFTER_NS` old (`firmware_agent_common::WAKE_AFTER_NS`);
+/// other rings keep the kernel's default (wake a reader that has caught up).
+#[inline(always)]
+pub fn submit<T: Record>(mut entry: RingBufEntry<T>) {
+    let kind = T::KIND.ring();
+    if !kind.published() {
+        entry.submit(0);
+        return;
+    }
+    // SAFETY: every `Record` starts with an `EventHeader`, filled by `fill_header` before this.
+    let now = unsafe { (*entry.as_mut_ptr().cast::<EventHeader>()).ts_ns };
+    let rb = ring(kind);
+    let flags = match WAKES.get_ptr_mut(kind as u32) {
+        // SAFETY: a map value, valid during this run. Another CPU may race this read-modify-
+        // write: the worst case is one extra wake-up, or a later deadline by a few ns.
+        Some(last) => unsafe {
+            if now.wrapping_sub(*last) >= WAKE_AFTER_NS
+                || rb.query(BPF_RB_AVAIL_DATA as u64)
+                    >= rb.query(BPF_RB_RING_SIZE as u64) >> WAKE_FILL_SHIFT
+            {
+                *last = now;
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            }
+        },
+        None => 0,
+    };
+    entry.submit(flags as u64);
 }
 
 /// Fills the header `record` starts with for the current task, with `T`'s kind.

@@ -13,7 +13,7 @@ use firmware_agent_common::{FLAG_OOM_COMM, FLAG_OOM_DETAILS, OomKillEvent, Progr
 
 use crate::{
     ProbeResult, finish,
-    maps::{fill_header, offsets, read, reserve},
+    maps::{fill_header, offsets, read, reserve, submit},
 };
 
 #[tracepoint]
@@ -67,6 +67,6 @@ fn try_oom_mark_victim(ctx: &TracePointContext) -> ProbeResult {
         }
         fill_header(ev, flags);
     }
-    entry.submit(0);
+    submit(entry);
     Ok(())
 }

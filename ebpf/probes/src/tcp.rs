@@ -14,7 +14,9 @@ use firmware_agent_common::{
 
 use crate::{
     ProbeError, ProbeResult, finish,
-    maps::{LISTENERS, SOCKS, atomic_add, current_tgid, fill_header, offsets, read, reserve},
+    maps::{
+        LISTENERS, SOCKS, atomic_add, current_tgid, fill_header, offsets, read, reserve, submit,
+    },
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -146,7 +148,7 @@ fn close(sk: u64) -> ProbeResult {
         (*ev).sk = sk;
         (*ev).sock = info;
     }
-    entry.submit(0);
+    submit(entry);
     Ok(())
 }
 

@@ -123,6 +123,7 @@ fn every_map_has_the_shared_types_sizes() {
         ),
         (map_names::DISKS, 4, size_of::<DiskStats>()),
         (map_names::PARENTS, 4, 4),
+        (map_names::WAKES, 4, 8),
     ] {
         let m = map(name);
         assert_eq!(

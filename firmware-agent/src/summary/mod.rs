@@ -193,7 +193,9 @@ impl Summaries {
                     let stopped = async {
                         let _ = stop.recv().await;
                     };
-                    if let Err(e) = crate::ringbuf::drain(ring, decode, none_tx, stopped).await {
+                    if let Err(e) =
+                        crate::ringbuf::drain(ring, None, decode, none_tx, stopped).await
+                    {
                         log::error!("{}: reader stopped: {e}", Ring::Net.map_name());
                     }
                 }))
