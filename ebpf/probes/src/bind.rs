@@ -57,23 +57,34 @@ pub fn bind_exit(ctx: TracePointContext) -> u32 {
 
 fn try_bind_exit(ctx: &TracePointContext) -> ProbeResult {
     let key = bpf_get_current_pid_tgid();
-    let pending = match PENDING_BIND.get_ptr(&key) {
-        // SAFETY: map value pointer valid during this program run.
-        Some(p) => unsafe { *p },
-        None => return Err(ProbeError::Ignored),
+    let Some(pending) = PENDING_BIND.get_ptr(&key) else {
+        return Err(ProbeError::Ignored);
     };
+    // The record is filled straight from the map value, which is removed only afterwards:
+    // the sockaddr is copied once (map -> ring), not into a stack copy first.
+    let filled = fill_bind(ctx, pending);
     let _ = PENDING_BIND.remove(&key);
+    filled
+}
+
+#[inline(always)]
+fn fill_bind(ctx: &TracePointContext, pending: *const PendingBind) -> ProbeResult {
     let ret = read(ctx, offsets().bind_ret)?;
     let mut entry = reserve::<BindEvent>()?;
     let ev = entry.as_mut_ptr();
-    // SAFETY: `ev` points at a reserved, exclusively owned record of the right size.
+    // SAFETY: `ev` points at a reserved, exclusively owned record of the right size; `pending`
+    // is this thread's map value, valid during this program run (removed only after this).
     unsafe {
-        fill_header(ev, pending.flags);
+        fill_header(ev, (*pending).flags);
         (*ev).ret = ret as i32;
-        (*ev).fd = pending.fd;
-        (*ev).addrlen = pending.addrlen;
+        (*ev).fd = (*pending).fd;
+        (*ev).addrlen = (*pending).addrlen;
         (*ev)._pad = 0;
-        (*ev).addr = pending.addr;
+        core::ptr::copy_nonoverlapping(
+            (*pending).addr.as_ptr(),
+            (*ev).addr.as_mut_ptr(),
+            SOCKADDR_LEN,
+        );
     }
     submit(entry);
     Ok(())

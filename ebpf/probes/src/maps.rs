@@ -4,15 +4,15 @@
 use aya_ebpf::{
     Global,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
     programs::TracePointContext,
 };
 use firmware_agent_common::{
-    BlockKey, BlockStart, COUNTER_SLOTS, DiskStats, EventHeader, ExitInfo, Field, PendingBind,
-    Record, Ring, SockInfo, SockOwner, TracepointOffsets, WAKE_AFTER_NS, WAKE_FILL_SHIFT, WriteKey,
-    WriteStat,
+    BlockKey, BlockStart, COMM_LEN, COUNTER_SLOTS, DiskStats, EventHeader, ExitInfo, Field,
+    PendingBind, Record, Ring, SockInfo, SockOwner, TracepointOffsets, WAKE_AFTER_NS,
+    WAKE_FILL_SHIFT, WriteKey, WriteStat,
 };
 
 use crate::ProbeError;
@@ -177,7 +177,8 @@ pub unsafe fn fill_header<T: Record>(record: *mut T, flags: u32) {
         (*h).ts_ns = bpf_ktime_get_ns();
         (*h).pid = pid_tgid as u32;
         (*h).tgid = (pid_tgid >> 32) as u32;
-        (*h).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        // Straight into the record (the helper zero-fills it on failure).
+        generated::bpf_get_current_comm((*h).comm.as_mut_ptr().cast(), COMM_LEN as u32);
     }
 }
 
