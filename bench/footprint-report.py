@@ -82,6 +82,14 @@ def main():
             for w in ("agent", "c", "collectd", "node_exporter", "base")}
     thr = {w: get("idle", w, "threads") for w in idle}
     row("idle VmRSS, kB (default config, every probe)", idle)
+    anon = {w: get("idle", w, "anon_kb") for w in idle}
+    row("idle RssAnon (private), kB", anon)
+    rows.append(
+        [f"idle RssAnon, kB: collectd + mqtt {fmt(anon['collectd'])}, node_exporter "
+         f"{fmt(anon['node_exporter'])}"]
+        + [""] * len(whos)
+        + [f"agent / collectd {ratio(anon['agent'], anon['collectd'])}"]
+        + [""] * (len(ratios) - 1) + [""])
     cd_ok = get("idle", "collectd", "published")
     rows.append(
         [f"idle VmRSS, kB: collectd + mqtt {fmt(idle['collectd'])} "

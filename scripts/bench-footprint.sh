@@ -111,7 +111,7 @@ stop_pid() { # SIGTERM, wait up to 20 s, then SIGKILL
     forget "$p"
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-status_of() { awk -v k="$2" '/^(VmRSS|Threads):/ && $1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+status_of() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 ticks() { awk '{sub(/.*\) /, ""); split($0, f, " "); print f[12] + f[13]}' "/proc/$1/stat"; }
 rec() { echo "$*" >> "$results"; }
 sysctl -q kernel.bpf_stats_enabled=1
@@ -230,6 +230,7 @@ idle_set=("agent $agent_idle $t0_agent" "c $c_idle $t0_c" "collectd $collectd_pi
 for w in "${idle_set[@]}"; do
     set -- $w
     rec idle "$1" rss_kb "$(status_of "$2" VmRSS)"
+    rec idle "$1" anon_kb "$(status_of "$2" RssAnon)"
     rec idle "$1" threads "$(status_of "$2" Threads)"
     rec idle "$1" idle_ticks "$(( $(ticks "$2") - $3 ))"
 done
