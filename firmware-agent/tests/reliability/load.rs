@@ -236,13 +236,15 @@ pub fn bpf_objects() -> (usize, usize) {
     )
 }
 
-pub fn rss_kib(pid: u32) -> u64 {
+/// One `/proc/<pid>/status` memory field in KiB: `VmRSS` (everything resident, code pages
+/// included) or `RssAnon` (private memory: the heap, where the queue lives).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} of {pid}"))
 }
