@@ -1,8 +1,9 @@
 //! The `hub` binary's parts: the command line ([`cli`]), the monitoring and bridging loop
 //! ([`monitor`], with Home Assistant discovery in bridge mode), the server with history, web
 //! view and exporter ([`serve`], [`bridge`]), the history from the command line ([`query`]),
-//! the one-shot publishers behind `hub rebirth` and `hub forget` ([`oneshot`]), what a broker
-//! error means ([`broker`]) and standard output ([`output`]). [`run`] picks the mode.
+//! the one-shot publishers behind `hub rebirth` and `hub forget` ([`oneshot`]), the MQTT
+//! connection that monitoring and serving share ([`session`]), what a broker error means
+//! ([`broker`]) and standard output ([`output`]). [`run`] picks the mode.
 
 pub mod bridge;
 pub mod broker;
@@ -12,6 +13,7 @@ pub mod oneshot;
 pub mod output;
 pub mod query;
 pub mod serve;
+pub mod session;
 
 use anyhow::Context as _;
 use edge_hub::ha::{self, Publication};

@@ -2,6 +2,8 @@
 //! mosquitto_sub), publishing with mosquitto_pub, and schema-2 payloads built with edge_wire.
 #![allow(dead_code, reason = "each test file uses a different part")]
 
+pub mod proxy;
+
 use std::{
     io::{BufRead as _, BufReader, Read as _},
     path::Path,

@@ -1,9 +1,9 @@
-//! The ingest loop of `hub serve`, the one owner of rumqttc's event loop: subscribes to
-//! `<prefix>/+/#` on every connect, hands each message to the library's `Hub` and `Fleet`,
-//! collects the rows it leaves for the history (handed to the writer every --flush-ms, or
-//! sooner when many are waiting), feeds the live streams and the bridge. It reconnects with
-//! backoff while the broker is away; a refused login or failed TLS handshake ends it. On
-//! SIGINT/SIGTERM the rows still waiting are handed over before it returns.
+//! The ingest loop of `hub serve`, on the hub's MQTT [`Session`] (which owns the connection,
+//! subscribes to `<prefix>/+/#` on every connect and reconnects with backoff): hands each
+//! message to the library's `Hub` and `Fleet`, collects the rows it leaves for the history
+//! (handed to the writer every --flush-ms, or sooner when many are waiting), feeds the live
+//! streams and the bridge. A refused login or failed TLS handshake ends it. On SIGINT/SIGTERM
+//! the rows still waiting are handed over before it returns.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,7 +15,7 @@ use edge_hub::{
     store::{WriteBatch, rows_of},
     timespec, web,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, SubscribeReasonCode};
+use rumqttc::MqttOptions;
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
@@ -25,12 +25,10 @@ use tokio::{
 use super::{Config, Live, Shared};
 use crate::app::{
     bridge::Bridge,
-    broker::{describe, is_fatal},
-    monitor::{next_event, note},
+    monitor::{Route, handled, route, stopping},
+    session::{Next, Session},
 };
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Rows that make the loop hand a batch to the writer before the flush interval is up.
 const MAX_PENDING_ROWS: usize = 5_000;
 /// How often the changed devices' states (counts, last birth and sample) are saved; the
@@ -43,25 +41,24 @@ pub async fn run(
     shared: Arc<Shared>,
     writer: mpsc::Sender<WriteBatch>,
 ) -> anyhow::Result<()> {
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
-    let filter = format!("{}/+/#", cfg.prefix);
     let mut bridge = cfg.bridge.clone().map(|p| Bridge::new(p, cfg.ha.clone()));
     let extra = bridge.as_ref().map(Bridge::filters).unwrap_or_default();
+    let filter = format!("{}/+/#", cfg.prefix);
+    let mut session = Session::start(opts, 1024, &cfg.broker, filter, extra);
+    let client = session.client.clone();
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut flush = interval(cfg.flush);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pending = WriteBatch::default();
     let mut states_saved = Instant::now();
-    let mut backoff = FIRST_BACKOFF;
-    let mut retry_at: Option<Instant> = None;
     let outcome = loop {
         // Each event may have made room in the client's queue for waiting discovery messages.
         if let Some(b) = &mut bridge {
             b.flush(&client);
         }
-        let event = tokio::select! {
-            ev = next_event(&mut eventloop, retry_at) => ev,
+        let next = tokio::select! {
+            next = session.next() => next,
             _ = interrupt.recv() => break Ok(()),
             _ = terminate.recv() => break Ok(()),
             _ = flush.tick() => {
@@ -73,90 +70,35 @@ pub async fn run(
                 continue;
             }
         };
-        retry_at = None;
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = FIRST_BACKOFF;
-                log::info!("hub: connected to {}", cfg.broker);
-                client
-                    .subscribe_many(
-                        std::iter::once(&filter)
-                            .chain(&extra)
-                            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
-                    )
-                    .await
-                    .context("subscribing")?;
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                // The fleet's filter comes first; the bridge's (Home Assistant's status) are
-                // not worth stopping for.
-                if matches!(ack.return_codes.first(), Some(SubscribeReasonCode::Failure)) {
-                    break Err(anyhow::anyhow!(
-                        "{} refused the subscription to {filter} (does the ACL let this user read it?)",
-                        cfg.broker
-                    ));
-                }
-                log::info!("hub: subscribed to {filter} on {}", cfg.broker);
+        let p = match next {
+            Err(e) => break Err(e),
+            Ok(Next::Subscribed) => {
                 if let Some(b) = &mut bridge {
                     b.on_connect(&client);
                 }
+                continue;
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                if let Some(b) = &mut bridge
-                    && !p.topic.starts_with(&format!("{}/", cfg.prefix))
-                    && b.on_other(&client, &p.topic, &p.payload)
-                {
-                    continue;
-                }
-                if let (Some(b), Some(device)) = (
-                    &mut bridge,
-                    edge_hub::ha::cleared_status(&cfg.prefix, &p.topic, &p.payload),
-                ) {
-                    b.on_cleared(&client, device);
-                }
-                let outcome = take(&shared, &p.topic, &p.payload, p.retain, &mut pending);
-                note(&outcome);
-                if let (
-                    Some(b),
-                    Outcome::Accepted {
-                        device, message, ..
-                    },
-                ) = (&mut bridge, &outcome)
-                {
-                    b.on_accepted(&client, device, message);
-                    shared
-                        .stats
-                        .bridge_dropped
-                        .store(b.dropped(), std::sync::atomic::Ordering::Relaxed);
-                }
-                if pending.len() >= MAX_PENDING_ROWS {
-                    hand_over(&shared, &writer, &mut pending, false).await;
-                }
-            }
-            Ok(_) => {}
-            Err(e) if is_fatal(&e) => {
-                break Err(anyhow::anyhow!("{}: {}", cfg.broker, describe(&e)));
-            }
-            Err(e) => {
-                log::warn!(
-                    "hub: broker {} unreachable ({}); retrying in {backoff:?}",
-                    cfg.broker,
-                    describe(&e)
-                );
-                retry_at = Some(Instant::now() + backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            Ok(Next::Room) => continue,
+            Ok(Next::Message(p)) => p,
+        };
+        match route(&mut bridge, &client, &cfg.prefix, &p.topic, &p.payload) {
+            Route::Taken => continue,
+            Route::Cleared(_) | Route::Fleet => {}
+        }
+        let outcome = take(&shared, &p.topic, &p.payload, p.retain, &mut pending);
+        handled(&mut bridge, &client, &outcome);
+        if let Some(b) = &bridge {
+            shared
+                .stats
+                .bridge_dropped
+                .store(b.dropped(), std::sync::atomic::Ordering::Relaxed);
+        }
+        if pending.len() >= MAX_PENDING_ROWS {
+            hand_over(&shared, &writer, &mut pending, false).await;
         }
     };
     hand_over(&shared, &writer, &mut pending, true).await;
-    let c = shared.state().hub.counters.clone();
-    log::info!(
-        "hub: stopping; accepted {} duplicates {} ignored {} rejected {}",
-        c.accepted,
-        c.duplicates,
-        c.ignored,
-        c.rejected_total()
-    );
+    stopping(&shared.state().hub.counters);
     outcome
 }
 
