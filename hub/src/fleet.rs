@@ -206,6 +206,22 @@ impl Fleet {
         change
     }
 
+    /// Removes `device` (`hub forget`): it leaves the fleet view, its state is no longer saved,
+    /// and it starts from nothing if it comes back. False if it was not known.
+    pub fn forget(&mut self, device: &str) -> bool {
+        self.dirty.remove(device);
+        let known = self.devices.remove(device).is_some();
+        if known {
+            self.version += 1;
+        }
+        known
+    }
+
+    /// The fleet's version when `device` last changed.
+    pub fn device_version(&self, device: &str) -> Option<u64> {
+        self.devices.get(device).map(|e| e.version)
+    }
+
     /// The devices, in id order.
     pub fn devices(&self) -> impl Iterator<Item = &DeviceState> {
         self.devices.values().map(|e| &e.state)

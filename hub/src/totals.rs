@@ -174,6 +174,12 @@ impl Totals {
         Arrival::New { gap }
     }
 
+    /// Forgets `device` (`hub forget`): its streams and counts start again from nothing if it
+    /// comes back. False if it never sent a batch.
+    pub fn forget(&mut self, device: &str) -> bool {
+        self.devices.remove(device).is_some()
+    }
+
     /// The devices seen, in id order.
     pub fn devices(&self) -> impl Iterator<Item = &str> {
         self.devices.keys().map(String::as_str)

@@ -244,3 +244,27 @@ fn counts_carry_over_a_restart_through_the_saved_state() {
     let fleet = Fleet::load(vec![("pi9".into(), json!({"events": "many"}))]);
     assert_eq!(fleet.device("pi9").map(|d| d.events), Some(0));
 }
+
+#[test]
+fn a_forgotten_device_leaves_the_fleet_and_comes_back_from_nothing() {
+    let (mut hub, mut fleet) = (Hub::new("edge"), Fleet::new());
+    feed(&mut hub, &mut fleet, "status", &birth(2), 10, false);
+    feed(&mut hub, &mut fleet, "events", &exits(0, 3), 11, false);
+    let before = fleet.version();
+    assert!(fleet.forget("pi1") && hub.totals.forget("pi1"));
+    assert_eq!((fleet.len(), fleet.version()), (0, before + 1));
+    assert!(
+        fleet.take_dirty().is_empty(),
+        "nothing of it is saved again"
+    );
+    assert!(!fleet.forget("pi1"), "forgetting twice changes nothing");
+    assert_eq!(fleet.version(), before + 1);
+    // It comes back: its counts start again, and the same batch is not a duplicate.
+    feed(&mut hub, &mut fleet, "events", &exits(0, 3), 20, false);
+    let st = fleet.device("pi1").expect("pi1");
+    assert_eq!(
+        (st.online, st.events, st.duplicate_batches, st.last_seen_ms),
+        (None, 3, 0, 20)
+    );
+    assert_eq!(fleet.device_version("pi1"), Some(before + 2));
+}

@@ -8,6 +8,7 @@ mod query;
 mod rows;
 mod schema;
 mod sqlite;
+mod write;
 
 use std::path::PathBuf;
 
@@ -133,6 +134,10 @@ pub struct Usage {
 pub trait Store: Send + Sync {
     /// Stores everything in `batch` in one transaction: all of it or none.
     fn write(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// Deletes everything stored of `device` (`hub forget`): its records, metrics samples and
+    /// saved state, in one transaction. Returns the rows deleted (0 for an unknown device); a
+    /// device that comes back later starts a new history.
+    fn forget(&self, device: &str) -> Result<u64, StoreError>;
     /// Events, status changes, gaps and drops matching `q`.
     fn records(&self, q: &Query) -> Result<Vec<Record>, StoreError>;
     /// Metrics samples matching `q` (`kinds` is ignored).

@@ -18,11 +18,17 @@ pub struct WriteBatch {
     pub metrics: Vec<MetricSample>,
     /// Devices whose state changed: id and state (replaces what was saved).
     pub devices: Vec<(String, Value)>,
+    /// Devices forgotten (`hub forget`): everything stored of them is deleted after the rows
+    /// above are written.
+    pub forget: Vec<String>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.metrics.is_empty() && self.devices.is_empty()
+        self.records.is_empty()
+            && self.metrics.is_empty()
+            && self.devices.is_empty()
+            && self.forget.is_empty()
     }
 
     /// Rows in the batch (device states included).

@@ -268,3 +268,50 @@ fn a_locked_file_is_named_in_a_clear_error() {
         )
     );
 }
+
+#[test]
+fn forgetting_a_device_deletes_its_rows_and_state_and_a_return_starts_afresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("hub.sqlite")).expect("open");
+    let mut hub = Hub::new("edge");
+    let mut b = rows(
+        &mut hub,
+        &[
+            ("edge/pi1/events", exit_batch("pi1", 0, &[1, 2], &[])),
+            ("edge/pi2/events", exit_batch("pi2", 0, &[9], &[])),
+            ("edge/pi1/status", offline("pi1")),
+        ],
+        5_000_000,
+    );
+    b.devices = vec![
+        ("pi1".into(), json!({"events": 2})),
+        ("pi2".into(), json!({"events": 1})),
+    ];
+    store.write(&b).expect("write");
+    // Two exits and a status record, the stream and the device row.
+    assert_eq!(store.forget("pi1").expect("forget"), 5);
+    assert_eq!(store.forget("pi1").expect("forget again"), 0);
+    let got = store.records(&all()).expect("records");
+    assert_eq!(
+        got.iter().map(|r| r.device.as_str()).collect::<Vec<_>>(),
+        ["pi2"]
+    );
+    assert_eq!(
+        store.device_states().expect("states"),
+        vec![("pi2".to_owned(), json!({"events": 1}))]
+    );
+    // The same device and stream again: stored under a new device row, found by its name.
+    let mut hub = Hub::new("edge");
+    store
+        .write(&rows(
+            &mut hub,
+            &[("edge/pi1/events", exit_batch("pi1", 0, &[7], &[]))],
+            6_000_000,
+        ))
+        .expect("write again");
+    let pi1 = Query {
+        device: Some("pi1".into()),
+        ..all()
+    };
+    assert_eq!(codes(&store.records(&pi1).expect("q")), [7]);
+}

@@ -2,8 +2,10 @@
 //! subscribes to `<prefix>/+/#` on every connect and reconnects with backoff): hands each
 //! message to the library's `Hub` and `Fleet`, collects the rows it leaves for the history
 //! (handed to the writer every --flush-ms, or sooner when many are waiting), feeds the live
-//! streams and the bridge. A refused login or failed TLS handshake ends it. On SIGINT/SIGTERM
-//! the rows still waiting are handed over before it returns.
+//! streams and the bridge. A cleared retained status (`hub forget`, a removed device) is not a
+//! rejected payload: the device is forgotten, in the fleet and in the history. A refused login
+//! or failed TLS handshake ends it. On SIGINT/SIGTERM the rows still waiting are handed over
+//! before it returns.
 
 use std::{sync::Arc, time::Duration};
 
@@ -83,7 +85,13 @@ pub async fn run(
         };
         match route(&mut bridge, &client, &cfg.prefix, &p.topic, &p.payload) {
             Route::Taken => continue,
-            Route::Cleared(_) | Route::Fleet => {}
+            Route::Cleared(device) => {
+                forget(&shared, device, &mut pending);
+                // Rows taken in after this belong to a device that came back: a later batch.
+                hand_over(&shared, &writer, &mut pending, false).await;
+                continue;
+            }
+            Route::Fleet => {}
         }
         let outcome = take(&shared, &p.topic, &p.payload, p.retain, &mut pending);
         handled(&mut bridge, &client, &outcome);
@@ -100,6 +108,26 @@ pub async fn run(
     hand_over(&shared, &writer, &mut pending, true).await;
     stopping(&shared.state().hub.counters);
     outcome
+}
+
+/// `device`'s retained status was cleared: it leaves the fleet (and its counts), and its
+/// history is deleted once the rows before this are stored.
+fn forget(shared: &Shared, device: &str, pending: &mut WriteBatch) {
+    let known = {
+        let mut st = shared.state();
+        st.hub.totals.forget(device);
+        st.fleet.forget(device)
+    };
+    log::info!(
+        "hub: {} forgotten (its retained status was cleared){}",
+        edge_hub::escape(device),
+        if known {
+            ""
+        } else {
+            "; it was not in the fleet"
+        }
+    );
+    pending.forget.push(device.to_owned());
 }
 
 /// Decodes one message into the shared state, its rows into `pending`, and tells the live

@@ -2,7 +2,8 @@
 //! hands over in one transaction, and applies retention (by size after every write, by age
 //! once a minute). Its channel is short, so a writer that cannot keep up slows the ingest loop
 //! (and the broker queues for the hub) instead of filling memory. A failed write is logged
-//! naming the database and counted; the hub keeps going.
+//! naming the database and counted; the hub keeps going. A device forgotten (`hub forget`)
+//! has its stored rows deleted after the batch that came before it is written.
 
 use std::{
     sync::{Arc, atomic::Ordering::Relaxed},
@@ -51,6 +52,9 @@ pub fn spawn(
                         log::error!("hub: {e}; {rows} rows not stored");
                     }
                 }
+                for device in &batch.forget {
+                    forget(&shared, device);
+                }
                 let bytes = shared.store.usage_bytes().unwrap_or(0);
                 stats.history_bytes.store(bytes, Relaxed);
                 let over = retention.max_bytes.is_some_and(|max| bytes > max);
@@ -64,6 +68,18 @@ pub fn spawn(
             }
         });
     Ok((tx, handle?))
+}
+
+/// `hub forget`: the device's history goes with it.
+fn forget(shared: &Shared, device: &str) {
+    let name = edge_hub::escape(device);
+    match shared.store.forget(device) {
+        Ok(rows) => log::info!("hub: {name} forgotten: its {rows} stored rows deleted"),
+        Err(e) => {
+            shared.stats.store_errors.fetch_add(1, Relaxed);
+            log::error!("hub: {e}; the history of {name} was not deleted");
+        }
+    }
 }
 
 fn prune(shared: &Shared, retention: &Retention) {
