@@ -1,7 +1,8 @@
 // The hub's web view script, compiled into the binary. The pages arrive rendered by the
 // server; this keeps them live over server-sent events: the fleet table's rows (status, last
-// seen, every cell), a device's status, its event feed and its metrics charts (SVG drawn
-// here). Text from devices is only ever set with textContent, never parsed as HTML.
+// seen, every cell), a device's status, facts and probes, its event feed and its metrics
+// charts (SVG drawn here). Text from devices is only ever set with textContent, never parsed
+// as HTML.
 "use strict";
 
 const body = document.body;
@@ -189,6 +190,25 @@ function devicePage() {
     feed.insertBefore(tr, feed.firstChild);
     while (feed.rows.length > 300) feed.deleteRow(-1);
   }
+  // The probe table is rebuilt only when a birth changed it.
+  let shownProbes = null;
+  function probes(list) {
+    const key = JSON.stringify(list);
+    if (key === shownProbes) return;
+    shownProbes = key;
+    const rows = document.getElementById("probe-rows");
+    rows.replaceChildren();
+    for (const p of list) {
+      const tr = document.createElement("tr");
+      tr.className = p.state;
+      for (const text of [p.name, p.state, p.reason || ""]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      rows.appendChild(tr);
+    }
+  }
   kind.addEventListener("change", filter);
   fetch(api("/api/metrics?device=" + encodeURIComponent(id) + "&limit=720"))
     .then((r) => r.json())
@@ -204,6 +224,12 @@ function devicePage() {
       body.dataset.status = d.status;
       seen.dataset.ms = String(d.last_seen_ms);
       seen.textContent = age(d.last_seen_ms);
+      if (d.status_since) setText(document.getElementById("status-since"), d.status_since);
+      for (const [k, text] of Object.entries(d.facts || {})) {
+        const td = document.querySelector('#facts tr[data-fact="' + k + '"] td');
+        if (td) setText(td, text);
+      }
+      if (d.probes) probes(d.probes);
     },
   }, document.getElementById("feed-state"));
 }

@@ -3,18 +3,20 @@
 //! the devices with their online/offline states; a device that goes offline is shown offline
 //! without a reload (fleet table and device page); a device page receives an event published
 //! after it loaded; HTML in a process name, a file name or a device id is shown as text, live
-//! and when rendered by the server. Screenshots of each page are kept under target/.
+//! and when rendered by the server; a device page's facts and probes follow a new birth, a
+//! sample and events without a reload. Screenshots of each page are kept under target/.
 
 mod common;
 mod serve_kit;
 
 use common::WAIT;
 use edge_hub::testkit::PrivateBroker;
+use edge_wire::{AttachMethod, Message, ProbeInfo, ProbeState, bounded, encode};
 use serde_json::json;
 use serve_kit::{
     ServeHub, artefacts,
     browser::Browser,
-    fleet::{Publisher, T0_MS, batch, birth, death, exec, metrics},
+    fleet::{Publisher, T0_MS, batch, birth, birth_of, death, exec, exit, metrics},
 };
 
 const EVIL_COMM: &str = "<svg onload=x()>";
@@ -194,6 +196,120 @@ fn the_fleet_view_in_a_real_browser() {
         true
     );
     assert_eq!(b.eval("return window.__xss === undefined"), true);
+    drop(b);
+    let (status, log) = hub.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// A script for the facts table's row under `heading`: `f('Kernel')` is its text.
+const FACT: &str = "const f = (h) => Array.from(document.querySelectorAll('#facts tr')).find(tr => tr.cells[0].textContent === h).cells[1].textContent;";
+
+fn fact(heading: &str) -> String {
+    format!("{FACT} return f('{heading}')")
+}
+
+#[test]
+fn a_device_page_shows_a_new_birth_and_samples_without_a_reload() {
+    let broker = PrivateBroker::start().expect("mosquitto");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = ServeHub::start(&broker.url(), dir.path(), &["--no-bridge"]);
+    let mut sim = Publisher::connect(broker.port, "sim-facts");
+    sim.publish("edge/pi-live/status", birth("pi-live", 1), true);
+    sim.publish(
+        "edge/pi-live/metrics",
+        metrics("pi-live", T0_MS, 20.0, 50.0),
+        false,
+    );
+    sim.wait_acked(WAIT);
+    hub.wait_json("/api/devices", "pi-live with a sample", |v| {
+        v[0]["device"] == "pi-live" && v[0]["cpu_percent"] == 20.0
+    });
+    let b = Browser::start();
+    b.goto(&format!("{}/device/pi-live", hub.url));
+    b.wait_true(
+        "the live stream",
+        "return document.getElementById('feed-state').textContent === 'live'",
+    );
+    assert_eq!(b.eval(&fact("Kernel")), "6.12.25-v8-16k+ aarch64");
+    assert_eq!(b.eval(&fact("CPU %")), "20.0");
+    let seen_before = b.eval("return Number(document.getElementById('last-seen').dataset.ms)");
+    b.eval("window.__marker = 11; return true");
+
+    // The agent restarts on another kernel with other probes, then reports.
+    let mut next = birth_of("pi-live", 2);
+    next.kernel_release = bounded("6.6.74-v8+");
+    next.page_size = 4096;
+    next.kernel_btf = true;
+    next.probes[1].state = ProbeState::Attached;
+    next.probes.push(ProbeInfo {
+        name: bounded("oom_kill"),
+        tracepoint: bounded("oom:mark_victim"),
+        state: ProbeState::Skipped {
+            reason: bounded("tracepoint missing"),
+        },
+        method: AttachMethod::Tracepoint,
+    });
+    sim.publish(
+        "edge/pi-live/status",
+        encode(&Message::Online(next)).expect("encode"),
+        true,
+    );
+    sim.publish(
+        "edge/pi-live/metrics",
+        metrics("pi-live", T0_MS + 10_000, 35.0, 52.5),
+        false,
+    );
+    sim.publish(
+        "edge/pi-live/events",
+        batch("pi-live", 0, vec![exit(5, 0), exit(6, 1)], &[]),
+        false,
+    );
+    b.wait_true(
+        "the new birth, sample and events in the facts",
+        &format!(
+            "{FACT} return f('Kernel') === '6.6.74-v8+ aarch64' && f('CPU %') === '35.0' && f('Events').startsWith('2 ')"
+        ),
+    );
+    let facts = b.eval(&format!(
+        "{FACT} return ['Agent', 'Kernel', 'Page size', 'BTF', 'Session / run', 'CPU %', \
+         'Temperatures °C', 'Events'].map(f)"
+    ));
+    assert_eq!(
+        facts,
+        json!([
+            "0.1.0",
+            "6.6.74-v8+ aarch64",
+            "4096",
+            "true",
+            "2 / 77",
+            "35.0",
+            "cpu_thermal 52.5",
+            "2 (exit 2)"
+        ])
+    );
+    let probes = b.eval(
+        "return Array.from(document.querySelectorAll('#probes tbody tr')).map(tr => \
+         Array.from(tr.cells).map(td => td.textContent))",
+    );
+    assert_eq!(
+        probes,
+        json!([
+            ["exec", "attached", ""],
+            ["bind_exit", "attached", ""],
+            ["oom_kill", "skipped", "tracepoint missing"]
+        ])
+    );
+    let seen_after = b.eval("return Number(document.getElementById('last-seen').dataset.ms)");
+    assert!(
+        seen_after.as_i64() > seen_before.as_i64(),
+        "last seen moved: {seen_before} -> {seen_after}"
+    );
+    assert_eq!(
+        b.eval("return window.__marker"),
+        11,
+        "the page was not reloaded"
+    );
+    b.screenshot(&artefacts(), "device-facts");
     drop(b);
     let (status, log) = hub.stop();
     assert!(status.success(), "{log}");

@@ -1,11 +1,12 @@
-//! A device's page: its status (kept current by the live stream), what its last birth said
-//! (agent, kernel, page size, BTF, rings, each probe's fate), its delivery counts, charts of
-//! its recent metrics (drawn by the script from `/api/metrics`), and its event feed: the
-//! latest stored records, then live ones as they arrive, filterable by kind.
+//! A device's page: its status, what its last birth said (agent, kernel, page size, BTF,
+//! rings, each probe's fate), its last sample and delivery counts, all kept current by the
+//! live stream ([`live_json`]), charts of its recent metrics (drawn by the script from
+//! `/api/metrics`), and its event feed: the latest stored records, then live ones as they
+//! arrive, filterable by kind.
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Ctx, age, esc, fleet, layout, num, pct};
 use crate::{
@@ -23,37 +24,16 @@ pub const CHARTS: [(&str, &str); 4] = [
     ("rss", "Agent RSS MiB"),
 ];
 
-fn fact(out: &mut String, name: &str, value: &str) {
-    let _ = write!(
-        out,
-        "<tr><th>{}</th><td>{}</td></tr>",
-        esc(name),
-        esc(value)
-    );
-}
-
-fn facts(st: &DeviceState, v: &DeviceView) -> String {
+/// The facts table: key (`data-fact`, and the live stream's name for it), heading and text,
+/// in table order. The server renders them and the live stream sends them again whenever the
+/// device changes, so the page and the stream always agree.
+pub fn facts(st: &DeviceState, v: &DeviceView) -> Vec<(&'static str, &'static str, String)> {
     let b = st.birth.as_ref().unwrap_or(&Value::Null);
     let s = |k: &str| match &b[k] {
         Value::Null => "—".to_owned(),
         Value::String(x) => x.clone(),
         other => other.to_string(),
     };
-    let mut out = String::from("<table class=\"facts\" id=\"facts\">");
-    fact(&mut out, "Agent", &s("agent_version"));
-    fact(
-        &mut out,
-        "Kernel",
-        &format!("{} {}", s("kernel_release"), s("arch")),
-    );
-    fact(&mut out, "Page size", &s("page_size"));
-    fact(&mut out, "BTF", &s("kernel_btf"));
-    fact(&mut out, "Boot id", &s("boot_id"));
-    fact(
-        &mut out,
-        "Session / run",
-        &format!("{} / {}", s("session"), s("run_id")),
-    );
     let rings: Vec<String> = b["ring_buffers"]
         .as_array()
         .map(|rs| {
@@ -69,48 +49,100 @@ fn facts(st: &DeviceState, v: &DeviceView) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    fact(&mut out, "Ring buffers", &rings.join(", "));
-    fact(&mut out, "CPU %", &num(v.cpu_percent, 1));
-    fact(&mut out, "Memory", &fleet::memory(v));
     let load = v.load.map_or_else(
         || "—".into(),
         |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]),
     );
-    fact(&mut out, "Load", &load);
     let temps: Vec<String> = v
         .temperatures
         .iter()
         .map(|(l, c)| format!("{l} {c:.1}"))
         .collect();
-    fact(&mut out, "Temperatures °C", &temps.join(", "));
-    fact(
-        &mut out,
-        "Agent RSS KiB",
-        &v.agent_rss_kib
-            .map_or_else(|| "—".into(), |k| k.to_string()),
-    );
     let kinds: Vec<String> = v
         .events_by_kind
         .iter()
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
-    fact(
-        &mut out,
-        "Events",
-        &format!("{} ({})", v.events, kinds.join(", ")),
-    );
     let drops: Vec<String> = v.drops.iter().map(|(s, n)| format!("{s}={n}")).collect();
-    fact(
-        &mut out,
-        "Drops",
-        &format!("{} {}", v.drops_total, drops.join(" ")),
-    );
-    fact(
-        &mut out,
-        "Missing / duplicate batches",
-        &format!("{} / {}", v.missing_batches, v.duplicate_batches),
-    );
-    out.push_str("</table><h2>Probes</h2><table class=\"probes\" id=\"probes\"><thead><tr><th>Probe</th><th>State</th><th>Reason</th></tr></thead><tbody>");
+    vec![
+        ("agent", "Agent", s("agent_version")),
+        (
+            "kernel",
+            "Kernel",
+            format!("{} {}", s("kernel_release"), s("arch")),
+        ),
+        ("page_size", "Page size", s("page_size")),
+        ("btf", "BTF", s("kernel_btf")),
+        ("boot_id", "Boot id", s("boot_id")),
+        (
+            "session",
+            "Session / run",
+            format!("{} / {}", s("session"), s("run_id")),
+        ),
+        ("rings", "Ring buffers", rings.join(", ")),
+        ("cpu", "CPU %", num(v.cpu_percent, 1)),
+        ("mem", "Memory", fleet::memory(v)),
+        ("load", "Load", load),
+        ("temps", "Temperatures °C", temps.join(", ")),
+        (
+            "rss",
+            "Agent RSS KiB",
+            v.agent_rss_kib
+                .map_or_else(|| "—".into(), |k| k.to_string()),
+        ),
+        (
+            "events",
+            "Events",
+            format!("{} ({})", v.events, kinds.join(", ")),
+        ),
+        (
+            "drops",
+            "Drops",
+            format!("{} {}", v.drops_total, drops.join(" ")),
+        ),
+        (
+            "batches",
+            "Missing / duplicate batches",
+            format!("{} / {}", v.missing_batches, v.duplicate_batches),
+        ),
+    ]
+}
+
+/// When the status last changed, as the page shows it.
+fn since(v: &DeviceView) -> String {
+    if v.status_since_ms > 0 {
+        timespec::format(v.status_since_ms)
+    } else {
+        "—".into()
+    }
+}
+
+/// The device stream's `device` item: the fleet row ([`fleet::row_json`]) with the page's
+/// facts, probes and status time, all as text.
+pub fn live_json(st: &DeviceState, now_ms: i64) -> Value {
+    let v = DeviceView::of(st, now_ms);
+    let mut out = fleet::row_json(&v, now_ms);
+    let facts: serde_json::Map<String, Value> = facts(st, &v)
+        .into_iter()
+        .map(|(k, _, t)| (k.to_owned(), Value::String(t)))
+        .collect();
+    out["facts"] = Value::Object(facts);
+    out["probes"] = json!(v.probes);
+    out["status_since"] = Value::String(since(&v));
+    out
+}
+
+fn facts_html(st: &DeviceState, v: &DeviceView) -> String {
+    let mut out = String::from("<table class=\"facts\" id=\"facts\">");
+    for (key, name, value) in facts(st, v) {
+        let _ = write!(
+            out,
+            "<tr data-fact=\"{key}\"><th>{}</th><td>{}</td></tr>",
+            esc(name),
+            esc(&value)
+        );
+    }
+    out.push_str("</table><h2>Probes</h2><table class=\"probes\" id=\"probes\"><thead><tr><th>Probe</th><th>State</th><th>Reason</th></tr></thead><tbody id=\"probe-rows\">");
     for p in &v.probes {
         let _ = write!(
             out,
@@ -145,11 +177,7 @@ pub fn page(ctx: &Ctx, st: &DeviceState, recent: &[Record]) -> String {
          <a href=\"{hist}\">History of this device</a></p>",
         cls = v.status,
         status = esc(&fleet::status(&v)),
-        since = esc(&if v.status_since_ms > 0 {
-            timespec::format(v.status_since_ms)
-        } else {
-            "—".into()
-        }),
+        since = esc(&since(&v)),
         seen_ms = v.last_seen_ms,
         seen = esc(&age(ctx.now_ms, v.last_seen_ms)),
         hist = ctx.href(&format!("/events?device={}", pct(&v.device))),
@@ -180,7 +208,7 @@ pub fn page(ctx: &Ctx, st: &DeviceState, recent: &[Record]) -> String {
         feed_row(r, &mut main);
     }
     main.push_str("</tbody></table></div><div><h2>Device</h2>");
-    main.push_str(&facts(st, &v));
+    main.push_str(&facts_html(st, &v));
     main.push_str("</div></section>");
     layout(ctx, &v.device, "device", &[("device", &v.device)], &main)
 }

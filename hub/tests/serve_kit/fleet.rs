@@ -22,7 +22,12 @@ pub const BOOT: &str = "boot-1";
 pub const T0_MS: u64 = 1_772_366_400_000;
 
 pub fn birth(device: &str, session: u32) -> Vec<u8> {
-    encode(&Message::Online(Birth {
+    encode(&Message::Online(birth_of(device, session))).expect("encode birth")
+}
+
+/// The birth [`birth`] encodes, for a test to change before encoding.
+pub fn birth_of(device: &str, session: u32) -> Birth {
+    Birth {
         device: bounded(device),
         boot_id: bounded(BOOT),
         session,
@@ -59,8 +64,7 @@ pub fn birth(device: &str, session: u32) -> Vec<u8> {
             ram_bytes: 262_144,
             spool_bytes: 0,
         },
-    }))
-    .expect("encode birth")
+    }
 }
 
 pub fn death(device: &str, session: u32) -> Vec<u8> {

@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use edge_hub::{
     Outcome,
-    fleet::{DeviceView, StatusChange},
+    fleet::StatusChange,
     history::record_json,
     store::{WriteBatch, rows_of},
     timespec, web,
@@ -148,10 +148,12 @@ fn take(
         let change = st
             .fleet
             .apply(&outcome, &records, &st.hub.totals, now, retained);
+        // A status change goes to the device's page at once (other changes within a second).
         let view = match (&outcome, &change) {
-            (Outcome::Accepted { device, .. }, Some(_)) => {
-                st.fleet.device(device).map(|d| DeviceView::of(d, now))
-            }
+            (Outcome::Accepted { device, .. }, Some(_)) if shared.live.receiver_count() > 0 => st
+                .fleet
+                .device(device)
+                .map(|d| (d.device.clone(), web::device::live_json(d, now))),
             _ => None,
         };
         (outcome, records, sample, change, view)
@@ -186,12 +188,8 @@ fn take(
                 serde_json::to_string(s).unwrap_or_default(),
             );
         }
-        if let Some(v) = &view {
-            send(
-                &v.device,
-                "device",
-                web::fleet::row_json(v, now).to_string(),
-            );
+        if let Some((device, v)) = &view {
+            send(device, "device", v.to_string());
         }
     }
     pending.records.extend(records);

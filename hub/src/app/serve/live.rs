@@ -1,5 +1,7 @@
 //! The live streams (server-sent events). `/api/stream?device=ID`: the device's current row
-//! first, then its records, metrics samples and row changes as the ingest loop takes them in.
+//! and page facts first, then its records, metrics samples and status changes as the ingest
+//! loop takes them in, and its row and facts again (at most every second) whenever anything
+//! else about it changed: a new birth, a sample, counts, last seen.
 //! `/api/fleet/stream?since=VERSION`: every second, the rows of the devices changed since the
 //! page was made (its version) or since the last push. A browser that falls behind misses
 //! items (counted) rather than holding the hub's memory.
@@ -14,6 +16,7 @@ use edge_hub::{fleet::DeviceView, timespec, web};
 use futures_util::{Stream, stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::MissedTickBehavior;
 
 use super::{Live, Shared};
 
@@ -30,33 +33,53 @@ pub async fn device(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribed before the current row is read, so nothing falls between the two.
     let rx = shared.live.subscribe();
-    let now = timespec::now_ms();
-    let first = shared
-        .state()
-        .fleet
-        .device(&p.device)
-        .map(|d| web::fleet::row_json(&DeviceView::of(d, now), now).to_string());
+    let (first, seen) = current(&shared, &p.device, None).unzip();
     let first = first.map(|data| Ok(Event::default().event("device").data(data)));
+    let mut ticker = tokio::time::interval(FLEET_PUSH_EVERY);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let start = (rx, shared, p.device, ticker, seen);
     let rest = stream::unfold(
-        (rx, shared, p.device),
-        |(mut rx, shared, device)| async move {
+        start,
+        |(mut rx, shared, device, mut ticker, mut seen)| async move {
             loop {
-                match rx.recv().await {
-                    Ok(item) if item.device == device => {
-                        let ev = event(&item);
-                        return Some((Ok(ev), (rx, shared, device)));
+                tokio::select! {
+                    item = rx.recv() => match item {
+                        Ok(item) if item.device == device => {
+                            let ev = event(&item);
+                            return Some((Ok(ev), (rx, shared, device, ticker, seen)));
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => {
+                            shared.stats.live_lagged.fetch_add(n, Relaxed);
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                    _ = ticker.tick() => {
+                        if let Some((data, version)) = current(&shared, &device, seen) {
+                            seen = Some(version);
+                            let ev = Event::default().event("device").data(data);
+                            return Some((Ok(ev), (rx, shared, device, ticker, seen)));
+                        }
                     }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => {
-                        shared.stats.live_lagged.fetch_add(n, Relaxed);
-                    }
-                    Err(RecvError::Closed) => return None,
                 }
             }
         },
     );
     Sse::new(futures_util::StreamExt::chain(stream::iter(first), rest))
         .keep_alive(KeepAlive::default())
+}
+
+/// The device's page data ([`web::device::live_json`]) and its version, if it changed after
+/// version `seen` (if known at all with `None`).
+fn current(shared: &Shared, device: &str, seen: Option<u64>) -> Option<(String, u64)> {
+    let now = timespec::now_ms();
+    let st = shared.state();
+    let version = st
+        .fleet
+        .device_version(device)
+        .filter(|&v| seen.is_none_or(|s| v > s))?;
+    let d = st.fleet.device(device)?;
+    Some((web::device::live_json(d, now).to_string(), version))
 }
 
 fn event(item: &Live) -> Event {
