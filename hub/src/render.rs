@@ -269,5 +269,7 @@ pub fn message_json(device: &str, m: &Message) -> Value {
 
 pub mod host;
 mod signals;
+mod stream;
+pub use stream::write_json;
 #[cfg(test)]
 mod tests;

@@ -1,27 +1,30 @@
 //! Standard output: each outcome as text lines or JSON records, the totals report, and the hub's
-//! own state records. Flushed after every message so a pipe sees lines as they happen.
+//! own state records. Buffered and written once per message (one write for a batch's records,
+//! not one per record through stdout's line buffer), so a pipe still sees each message's lines
+//! as it happens.
 
-use std::io::{StdoutLock, Write as _};
+use std::io::{BufWriter, StdoutLock, Write as _};
 
 use edge_hub::{Hub, Outcome, render, report};
 use serde_json::{Value, json};
 
 pub struct Printer {
-    out: StdoutLock<'static>,
+    out: BufWriter<StdoutLock<'static>>,
     json: bool,
 }
 
 impl Printer {
     pub fn new(json: bool) -> Self {
         Self {
-            out: std::io::stdout().lock(),
+            out: BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
             json,
         }
     }
 
     pub fn outcome(&mut self, outcome: &Outcome) -> std::io::Result<()> {
         if self.json {
-            self.records(render::json(outcome))
+            render::write_json(outcome, &mut self.out)?;
+            self.out.flush()
         } else {
             self.lines(render::text(outcome))
         }

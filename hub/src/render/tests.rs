@@ -309,3 +309,30 @@ fn process_names_in_top_lists_are_escaped_and_json_keeps_them_raw() {
     assert_eq!(body["board"]["temperatures"][0]["millicelsius"], 85_250);
     assert_eq!(body["board"]["fans"][0]["rpm"], 4975);
 }
+
+#[test]
+fn streamed_json_records_equal_the_value_records() {
+    let outcome = Outcome::Accepted {
+        device: "pi1".into(),
+        message: Message::Events(hostile_batch()),
+        gap: Some(Gap {
+            expected: 2,
+            got: 5,
+            lost: 3,
+        }),
+    };
+    let mut out = Vec::new();
+    write_json(&outcome, &mut out).expect("write");
+    let streamed: Vec<Value> = String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record per line"))
+        .collect();
+    // gap, drops, then the exec, bind and exit records
+    assert_eq!(streamed.len(), 5);
+    assert_eq!(
+        streamed[3]["event"]["Bind"]["address"],
+        "unix:@\u{9b}31m\u{7}"
+    );
+    assert_eq!(streamed, json(&outcome));
+}
