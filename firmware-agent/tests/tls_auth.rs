@@ -32,6 +32,16 @@ fn sh(dir: &Path, script: &str) {
     assert!(st.success(), "failed: {script}");
 }
 
+/// The test's mosquitto, stopped however the test ends (a failed assertion included).
+struct Broker(std::process::Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A CA, a server certificate for 127.0.0.1 signed by it, and a password file.
 fn make_pki(dir: &Path) {
     sh(
@@ -59,12 +69,14 @@ fn agent_publishes_over_tls_with_credentials() {
         p = d.display()
     );
     std::fs::write(d.join("mosquitto.conf"), conf).expect("conf");
-    let mut mosq = Command::new("mosquitto")
-        .arg("-c")
-        .arg(d.join("mosquitto.conf"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto");
+    let _mosq = Broker(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(d.join("mosquitto.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto"),
+    );
     let deadline = Instant::now() + WAIT;
     while TcpStream::connect(("127.0.0.1", plain_port)).is_err()
         || TcpStream::connect(("127.0.0.1", tls_port)).is_err()
@@ -112,8 +124,6 @@ fn agent_publishes_over_tls_with_credentials() {
         !hub.seen.iter().any(|v| v["device"] == refused),
         "a refused client published"
     );
-    let _ = mosq.kill();
-    let _ = mosq.wait();
 }
 
 struct PlainPort(u16);

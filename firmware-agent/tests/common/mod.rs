@@ -238,8 +238,12 @@ impl Drop for Agent {
 }
 
 /// Writes a config file for a test.
+/// A config file only its owner can read (mode 0600), as the agent requires of a file that
+/// holds `mqtt.password`.
 pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write config");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
     p
 }
