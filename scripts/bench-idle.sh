@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Idle memory only (issue 10), the idle phase of bench-footprint.sh without its load phases:
+# one or more agent binaries (default config, every probe loaded, publishing to a private
+# mosquitto on loopback) and collectd with its MQTT plugin, started side by side in one run;
+# after BENCH_IDLE_S each one's VmRSS, RssAnon, RssFile, RssShmem, threads (/proc/PID/status)
+# and Pss (/proc/PID/smaps_rollup). No bind flood: safe beside other work.
+#
+#   bash scripts/bench-idle.sh [name=binary ...]
+#
+# Default: agent=$CARGO_TARGET_DIR/release/firmware-agent (built here unless BENCH_NO_BUILD=1).
+# BENCH_IDLE_S (default 15), BENCH_OUT (default $CARGO_TARGET_DIR/bench-idle). The agents'
+# largest mappings go to $BENCH_OUT/<name>.maps. Run as root (loads eBPF programs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+[ "$(id -u)" = 0 ] || { echo "bench-idle: run as root (loads eBPF programs)" >&2; exit 1; }
+log() { printf 'bench-idle: %s\n' "$*" >&2; }
+for b in mosquitto mosquitto_pub mosquitto_sub collectd python3; do
+    command -v "$b" >/dev/null || { log "needs $b (bash scripts/bench-footprint.sh installs it)"; exit 1; }
+done
+
+target=${CARGO_TARGET_DIR:-$root/target}
+out=${BENCH_OUT:-$target/bench-idle}
+idle_s=${BENCH_IDLE_S:-15}
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+    cargo build -q --release -p firmware-agent --bin firmware-agent --example bench_count
+fi
+counter=${BENCH_COUNTER:-$target/release/examples/bench_count}
+agents=("$@")
+[ ${#agents[@]} -gt 0 ] || agents=("agent=$target/release/firmware-agent")
+for a in "${agents[@]}"; do
+    [ -x "${a#*=}" ] || { log "missing ${a#*=}"; exit 1; }
+done
+[ -x "$counter" ] || { log "missing $counter"; exit 1; }
+rm -rf "$out" && mkdir -p "$out"
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+field() { awk -v k="$2" '$1 == k":" {print $2}' "$1" 2>/dev/null || echo 0; }
+
+port=$(free_port)
+mkdir -p "$out/mosquitto"
+cat > "$out/mosquitto/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+log_dest none
+EOF
+mosquitto -c "$out/mosquitto/mosquitto.conf" & pids+=($!)
+for _ in $(seq 50); do mosquitto_pub -p "$port" -t bench/ping -m x 2>/dev/null && break; sleep 0.1; done
+printf '\n' > "$out/agent.toml" # the defaults, with every probe
+
+watch=() # "name pid"
+for a in "${agents[@]}"; do
+    name=${a%%=*} bin=${a#*=}
+    "$counter" --port "$port" --device "idle-$name-$$" --status "$out/$name.count" --seconds 900 &
+    pids+=($!)
+    FIRMWARE_AGENT_BROKER_URL="mqtt://127.0.0.1:$port" FIRMWARE_AGENT_DEVICE_ID="idle-$name-$$" \
+        RUST_LOG=warn "$bin" --config "$out/agent.toml" --card-config /nonexistent \
+        > "$out/$name.log" 2>&1 & pid=$!
+    pids+=("$pid")
+    for _ in $(seq 300); do
+        grep -q '^online 1' "$out/$name.count" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || { log "$name exited: $(tail -5 "$out/$name.log")"; exit 1; }
+        sleep 0.1
+    done
+    grep -q '^online 1' "$out/$name.count" || { log "$name did not come online"; exit 1; }
+    watch+=("$name $pid")
+done
+
+mkdir -p "$out/collectd"
+cat > "$out/collectd/collectd.conf" <<EOF
+Hostname "bench"
+FQDNLookup false
+BaseDir "$out/collectd"
+PIDFile "$out/collectd/collectd.pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+Interval 10
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin load
+LoadPlugin interface
+LoadPlugin mqtt
+<Plugin mqtt>
+  <Publish "bench">
+    Host "127.0.0.1"
+    Port "$port"
+    ClientId "collectd-idle-$$"
+    Prefix "collectd"
+    QoS 1
+  </Publish>
+</Plugin>
+EOF
+timeout 30 mosquitto_sub -p "$port" -t 'collectd/#' -C 1 -W 25 > "$out/collectd/first-message" 2>&1 & sub=$!
+collectd -f -C "$out/collectd/collectd.conf" > "$out/collectd/log" 2>&1 & cd_pid=$!
+pids+=("$cd_pid")
+watch+=("collectd+mqtt $cd_pid")
+log "idle ${idle_s} s: ${agents[*]} and collectd + mqtt"
+sleep "$idle_s"
+if wait "$sub" && [ -s "$out/collectd/first-message" ]; then cd_ok=yes; else cd_ok=NO; fi
+
+printf '%-16s %8s %8s %8s %8s %8s %7s\n' process VmRSS RssAnon RssFile RssShmem Pss threads
+cd_rss=0
+rows=()
+for w in "${watch[@]}"; do
+    set -- $w
+    st=/proc/$2/status
+    rss=$(field "$st" VmRSS)
+    [ "$1" != collectd+mqtt ] || cd_rss=$rss
+    rows+=("$1 $rss")
+    printf '%-16s %8s %8s %8s %8s %8s %7s\n' "$1" "$rss" "$(field "$st" RssAnon)" \
+        "$(field "$st" RssFile)" "$(field "$st" RssShmem)" "$(field /proc/$2/smaps_rollup Pss)" \
+        "$(field "$st" Threads)"
+    if [ "$1" != collectd+mqtt ]; then # where the resident pages are, largest first
+        awk '/^[0-9a-f]+-[0-9a-f]+ / {m = $6 == "" ? "[anon]" : $6} /^Rss:/ {r[m] += $2}
+             END {for (k in r) if (r[k] > 0) printf "%8d kB  %s\n", r[k], k}' "/proc/$2/smaps" \
+            | sort -rn > "$out/$1.maps"
+    fi
+done
+echo "(kB; collectd published to the broker: $cd_ok)"
+for r in "${rows[@]}"; do
+    set -- $r
+    [ "$1" = collectd+mqtt ] || awk -v n="$1" -v a="$2" -v c="$cd_rss" \
+        'BEGIN {printf "%s / collectd VmRSS: %.2fx (goal <= 0.75x)\n", n, a / c}'
+done
