@@ -34,6 +34,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // clap prints usage errors naming the argument and exits 2, like a bad config.
     let args = <Args as clap::Parser>::parse();
@@ -71,6 +72,18 @@ fn main() -> ExitCode {
             log::error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates an arena of its own (up to 8 per core), each with
+/// its own free lists and top chunk kept resident; the agent allocates little and mostly on one
+/// thread, so one arena is enough (measured: ~370 kB less idle RssAnon with 5 threads). Before
+/// any other thread exists. musl (the board build) has a single heap already.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
