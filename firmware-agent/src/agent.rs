@@ -24,8 +24,8 @@ use crate::{
     tracefs::Tracefs,
 };
 
-/// Decoded events waiting for the batcher; when full, readers wait and the kernel counts
-/// drops in the ring buffer instead.
+/// Decoded events waiting for the batcher, at most; when full, readers wait and the kernel
+/// counts drops in the ring buffer instead. Slots are allocated as events come (`queue`).
 const EVENT_QUEUE: usize = 1024;
 
 /// The probes, loaded and attached, with everything the pipeline needs from them.
@@ -234,7 +234,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
     let stats = Arc::new(Stats::default());
 
     smol::block_on(async {
-        let (tx, rx) = async_channel::bounded::<Stamped>(EVENT_QUEUE);
+        let (tx, rx) = crate::queue::bounded::<Stamped>(EVENT_QUEUE);
         let readers: Vec<_> = rings
             .into_iter()
             .map(|(which, ring)| {

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod probes;
 pub mod procs;
 pub mod publish;
+pub mod queue;
 pub mod ringbuf;
 pub mod selftest;
 pub mod summary;

@@ -32,7 +32,7 @@ pub async fn read_ring(
     which: Ring,
     ring: RingBuf<MapData>,
     wakes: WakeTimes,
-    tx: async_channel::Sender<Stamped>,
+    tx: crate::queue::Sender<Stamped>,
     stats: Arc<Stats>,
     stop: async_channel::Receiver<()>,
 ) {
@@ -86,7 +86,7 @@ pub struct BatchLoop {
     pub origin: Origin,
     pub max_bytes: usize,
     pub max_age: Duration,
-    pub rx: async_channel::Receiver<Stamped>,
+    pub rx: crate::queue::Receiver<Stamped>,
     pub drops: Arc<PerCpuArray<MapData, u64>>,
     pub outbox: Arc<Outbox>,
     pub stats: Arc<Stats>,
@@ -140,7 +140,7 @@ impl BatchLoop {
                     // Take what else is queued without waiting: one wake-up, many events.
                     let mut full = batcher.push(ev);
                     while !full {
-                        let Ok(ev) = self.rx.try_recv() else { break };
+                        let Some(ev) = self.rx.try_recv() else { break };
                         full = batcher.push(ev);
                     }
                     if full {

@@ -52,9 +52,7 @@ impl<T> Sender<T> {
         }
         // The permit is given back by the receiver when it takes the item (or by its drop).
         self.room.acquire().await.forget();
-        self.tx
-            .try_send(item)
-            .map_err(|e| Closed(e.into_inner()))
+        self.tx.try_send(item).map_err(|e| Closed(e.into_inner()))
     }
 }
 

@@ -127,7 +127,7 @@ pub async fn drain<T, F, S>(
     mut ring: RingBuf<MapData>,
     policy: Option<(Ring, WakeTimes)>,
     mut decode: F,
-    tx: async_channel::Sender<T>,
+    tx: crate::queue::Sender<T>,
     stop: S,
 ) -> std::io::Result<()>
 where
@@ -184,7 +184,7 @@ where
 async fn forward<T>(
     ring: &mut RingBuf<MapData>,
     decode: &mut impl FnMut(&[u8]) -> Option<T>,
-    tx: &async_channel::Sender<T>,
+    tx: &crate::queue::Sender<T>,
 ) -> bool {
     while let Some(item) = ring.next() {
         // Decode, then release the record before waiting on the channel.

@@ -176,7 +176,7 @@ impl Summaries {
     /// fires, with a last summary of the partial interval.
     pub fn spawn(
         self,
-        tx: async_channel::Sender<Stamped>,
+        tx: crate::queue::Sender<Stamped>,
         stop: async_channel::Receiver<()>,
     ) -> smol::Task<()> {
         let reader = match (self.tcp_ring, &self.tcp) {
@@ -185,7 +185,7 @@ impl Summaries {
                 let stop = stop.clone();
                 Some(smol::spawn(async move {
                     // Nothing is sent from here: closes go into the flows.
-                    let (none_tx, _none_rx) = async_channel::bounded::<()>(1);
+                    let (none_tx, _none_rx) = crate::queue::bounded::<()>(1);
                     let decode = |bytes: &[u8]| {
                         on_close(&flows, bytes);
                         None
@@ -219,7 +219,7 @@ struct Ticker {
     tcp: Option<TcpSide>,
     storage: Option<StorageSide>,
     reader: Option<smol::Task<()>>,
-    tx: async_channel::Sender<Stamped>,
+    tx: crate::queue::Sender<Stamped>,
     stop: async_channel::Receiver<()>,
 }
 
