@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idle memory only (issue 10), the idle phase of bench-footprint.sh without its load phases:
 # one or more agent binaries (default config, every probe loaded, publishing to a private
-# mosquitto on loopback) and collectd with its MQTT plugin, started side by side in one run;
+# mosquitto on loopback), collectd with its MQTT plugin, our C libbpf consumer (64 KiB ring)
+# and node_exporter (when installed), started side by side in one run;
 # after BENCH_IDLE_S each one's VmRSS, RssAnon, RssFile, RssShmem, threads (/proc/PID/status)
 # and Pss (/proc/PID/smaps_rollup). No bind flood: safe beside other work.
 #
@@ -75,6 +76,19 @@ for a in "${agents[@]}"; do
     watch+=("$name $pid")
 done
 
+if make -s -C bench/c-consumer OUT="$out/c" >/dev/null 2>&1; then
+    "$out/c/consumer" --ring 65536 --wake default > "$out/c.out" 2> "$out/c.err" & c_pid=$!
+    pids+=("$c_pid")
+    for _ in $(seq 100); do grep -q ready "$out/c.out" 2>/dev/null && break; sleep 0.1; done
+    watch+=("C-libbpf $c_pid")
+else
+    log "C consumer not built (bench/c-consumer needs clang, libbpf-dev, bpftool); left out"
+fi
+if command -v prometheus-node-exporter >/dev/null; then
+    prometheus-node-exporter --web.listen-address="127.0.0.1:$(free_port)" > "$out/node_exporter.log" 2>&1 &
+    pids+=($!)
+    watch+=("node_exporter $!")
+fi
 mkdir -p "$out/collectd"
 cat > "$out/collectd/collectd.conf" <<EOF
 Hostname "bench"
@@ -103,7 +117,7 @@ timeout 30 mosquitto_sub -p "$port" -t 'collectd/#' -C 1 -W 25 > "$out/collectd/
 collectd -f -C "$out/collectd/collectd.conf" > "$out/collectd/log" 2>&1 & cd_pid=$!
 pids+=("$cd_pid")
 watch+=("collectd+mqtt $cd_pid")
-log "idle ${idle_s} s: ${agents[*]} and collectd + mqtt"
+log "idle ${idle_s} s: ${watch[*]}"
 sleep "$idle_s"
 if wait "$sub" && [ -s "$out/collectd/first-message" ]; then cd_ok=yes; else cd_ok=NO; fi
 
@@ -119,15 +133,16 @@ for w in "${watch[@]}"; do
     printf '%-16s %8s %8s %8s %8s %8s %7s\n' "$1" "$rss" "$(field "$st" RssAnon)" \
         "$(field "$st" RssFile)" "$(field "$st" RssShmem)" "$(field /proc/$2/smaps_rollup Pss)" \
         "$(field "$st" Threads)"
-    if [ "$1" != collectd+mqtt ]; then # where the resident pages are, largest first
-        awk '/^[0-9a-f]+-[0-9a-f]+ / {m = $6 == "" ? "[anon]" : $6} /^Rss:/ {r[m] += $2}
-             END {for (k in r) if (r[k] > 0) printf "%8d kB  %s\n", r[k], k}' "/proc/$2/smaps" \
-            | sort -rn > "$out/$1.maps"
-    fi
+    case $1 in collectd+mqtt|C-libbpf|node_exporter) continue ;; esac
+    # where an agent's resident pages are, largest first
+    awk '/^[0-9a-f]+-[0-9a-f]+ / {m = $6 == "" ? "[anon]" : $6} /^Rss:/ {r[m] += $2}
+         END {for (k in r) if (r[k] > 0) printf "%8d kB  %s\n", r[k], k}' "/proc/$2/smaps" \
+        | sort -rn > "$out/$1.maps"
 done
 echo "(kB; collectd published to the broker: $cd_ok)"
 for r in "${rows[@]}"; do
     set -- $r
-    [ "$1" = collectd+mqtt ] || awk -v n="$1" -v a="$2" -v c="$cd_rss" \
+    case $1 in collectd+mqtt|C-libbpf|node_exporter) continue ;; esac
+    awk -v n="$1" -v a="$2" -v c="$cd_rss" \
         'BEGIN {printf "%s / collectd VmRSS: %.2fx (goal <= 0.75x)\n", n, a / c}'
 done
