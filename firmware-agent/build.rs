@@ -1,6 +1,8 @@
 //! Builds the eBPF probes (ebpf/probes) for the BPF target matching this build's target
 //! endianness and architecture, with the dated nightly named in ebpf/nightly-toolchain.
-//! The object is embedded in the agent (see `probes::object`).
+//! Two objects are built, one per transport (the probes crate's `perf` feature), stripped of
+//! their DWARF and both embedded in the agent, which picks one at start-up (see
+//! `probes::object`): `OUT_DIR/firmware-agent-ebpf.ringbuf` and `OUT_DIR/firmware-agent-ebpf.perf`.
 
 use anyhow::Context as _;
 
@@ -21,21 +23,31 @@ fn main() -> anyhow::Result<()> {
     let probes_dir = probes_dir
         .to_str()
         .context("non-UTF-8 path to ebpf/probes")?;
-    let package = aya_build::Package {
-        name: "firmware-agent-ebpf",
-        root_dir: probes_dir,
-        ..Default::default()
-    };
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").context("OUT_DIR not set")?);
     // aya-build relays every line the inner cargo prints as a cargo warning; keep its
     // progress lines out of every build's output (errors and compiler warnings still show).
     // SAFETY: build scripts are single-threaded here; the variable is for the child cargo.
     unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
-    aya_build::build_ebpf([package], aya_build::Toolchain::Custom(&toolchain))?;
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").context("OUT_DIR not set")?)
-        .join("firmware-agent-ebpf");
-    let object = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
-    let stripped = strip_dwarf(&object).context("dropping DWARF from the eBPF object")?;
-    std::fs::write(&out, stripped).with_context(|| format!("writing {}", out.display()))
+    // aya-build writes the binary to OUT_DIR under its name: build one transport, strip it
+    // into its own name, then the other.
+    for (transport, features) in [("ringbuf", &[][..]), ("perf", &["perf"][..])] {
+        let package = aya_build::Package {
+            name: "firmware-agent-ebpf",
+            root_dir: probes_dir,
+            features,
+            ..Default::default()
+        };
+        aya_build::build_ebpf([package], aya_build::Toolchain::Custom(&toolchain))
+            .with_context(|| format!("building the {transport} probes object"))?;
+        let built = out_dir.join("firmware-agent-ebpf");
+        let object =
+            std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+        let stripped = strip_dwarf(&object)
+            .with_context(|| format!("dropping DWARF from the {transport} eBPF object"))?;
+        let named = out_dir.join(format!("firmware-agent-ebpf.{transport}"));
+        std::fs::write(&named, stripped).with_context(|| format!("writing {}", named.display()))?;
+    }
+    Ok(())
 }
 
 /// The probes are built with debug info because bpf-linker makes BTF (`.BTF`, `.BTF.ext`) from

@@ -6,10 +6,10 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{Map, MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray},
 };
 use edge_wire::{Birth, ProbeInfo, ProbeState, QueueInfo, RingBufferInfo, SCHEMA_VERSION, bounded};
-use firmware_agent_common::{COUNTERS_MAP, Ring, map_names};
+use firmware_agent_common::{COUNTERS_MAP, Ring, Transport, map_names};
 
 use crate::{
     batch::Stamped,
@@ -20,8 +20,9 @@ use crate::{
     pipeline::{BatchLoop, MetricsLoop, Origin, read_ring},
     probes::{self, PROBES},
     publish::{self, Closing, Ended, Topics},
-    ringbuf::{RingPlan, WakeTimes, choose_size},
+    ringbuf::WakeTimes,
     tracefs::Tracefs,
+    transport::{self, Waits},
 };
 
 /// Decoded events waiting for the batcher, at most; when full, readers wait and the kernel
@@ -43,32 +44,7 @@ const _: () = assert!(Ring::Watch.published() && Ring::Proc.published() && !Ring
 
 /// The requested size of `ring` (its `Ring::config_key`).
 pub fn ring_request(cfg: &Config, ring: Ring) -> u64 {
-    match ring {
-        Ring::Watch => cfg.ring_buffers.watch_events,
-        Ring::Proc => cfg.ring_buffers.proc_events,
-        Ring::Net => cfg.ring_buffers.net_events,
-    }
-}
-
-/// Plans each ring buffer's size from the config and the page size, logging the choice.
-pub fn plan_rings(cfg: &Config, page_size: u64) -> anyhow::Result<Vec<RingPlan>> {
-    Ring::ALL
-        .into_iter()
-        .map(|ring| (ring.map_name(), ring.config_key(), ring_request(cfg, ring)))
-        .map(|(map, key, requested)| {
-            let chosen = choose_size(requested, page_size)
-                .with_context(|| format!("config key `{key}`"))?;
-            log::info!(
-                "ring buffer {map}: page size {page_size} B, requested {requested} B ({key}), chosen {chosen} B (smallest power of two >= both)"
-            );
-            Ok(RingPlan {
-                map,
-                key,
-                requested,
-                chosen,
-            })
-        })
-        .collect()
+    transport::request(cfg, ring)
 }
 
 /// Everything before the pipeline: kernel facts, tracefs, ring sizes, probes.
@@ -89,9 +65,14 @@ pub fn load(cfg: &Config) -> anyhow::Result<Loaded> {
     }
     let tracefs = Tracefs::open_or_mount()?;
     log::info!("tracefs at {}", tracefs.root().display());
-    let ring_plans = plan_rings(cfg, kernel.page_size)?;
+    let transport = transport::choose(cfg.probes.transport, kernel.page_size);
+    let ring_plans = transport::plan(cfg, kernel.page_size, transport)?;
+    let cpus = match transport {
+        Transport::RingBuf => 0,
+        Transport::Perf => transport::perf_cpus()?.len(),
+    };
     let plan = probes::plan(&tracefs, &cfg.probes, kernel.btf);
-    let (ebpf, report) = probes::load_and_attach(plan, &ring_plans)
+    let (ebpf, report) = probes::load_and_attach(plan, &ring_plans, transport)
         .map_err(|e| anyhow::anyhow!("loading the eBPF object: {}", probes::error_chain(&e)))?;
     let producing = PROBES
         .iter()
@@ -105,28 +86,10 @@ pub fn load(cfg: &Config) -> anyhow::Result<Loaded> {
             .collect();
         anyhow::bail!("no event probe could run:\n  {}", reasons.join("\n  "));
     }
-    let mut rings = Vec::new();
-    for plan in &ring_plans {
-        let kernel_size = match ebpf.map(plan.map) {
-            Some(Map::RingBuf(data)) => data
-                .info()
-                .map(|i| u64::from(i.max_entries()))
-                .with_context(|| format!("reading {} info", plan.map))?,
-            _ => anyhow::bail!("ring buffer {} missing from the eBPF object", plan.map),
-        };
-        if kernel_size != plan.chosen {
-            log::warn!(
-                "ring buffer {}: kernel reports {kernel_size} B, we chose {} B",
-                plan.map,
-                plan.chosen
-            );
-        }
-        rings.push(RingBufferInfo {
-            name: bounded(plan.map),
-            requested: plan.requested,
-            chosen: kernel_size,
-        });
-    }
+    let rings = ring_plans
+        .iter()
+        .map(|plan| transport::info(&ebpf, plan, transport, kernel.page_size, cpus))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Loaded {
         ebpf,
         kernel,
@@ -152,7 +115,13 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         rings,
         probes,
     } = load(cfg)?;
-    let summaries = crate::summary::Summaries::take(&mut ebpf, &cfg.summaries, &probes)?;
+    let summaries = crate::summary::Summaries::take(
+        &mut ebpf,
+        &cfg.summaries,
+        &probes,
+        &rings,
+        kernel.page_size,
+    )?;
     let origin = Origin {
         device: device.to_owned(),
         boot_id: kernel.boot_id.clone(),
@@ -170,7 +139,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         arch: bounded(&kernel.arch),
         page_size: kernel.page_size as u32,
         kernel_btf: kernel.btf,
-        ring_buffers: rings,
+        ring_buffers: rings.clone(),
         probes,
         queue: QueueInfo {
             ram_bytes: cfg.queue.ram_bytes,
@@ -215,9 +184,14 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         Duration::from_millis(cfg.queue.shutdown_timeout_ms),
     )?;
 
-    let rings = RINGS
+    let sources = RINGS
         .into_iter()
-        .map(|ring| Ok((ring, take_ring(&mut ebpf, ring.map_name())?)))
+        .map(|ring| {
+            Ok((
+                ring,
+                transport::take(&mut ebpf, ring, &rings, kernel.page_size)?,
+            ))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let wakes: WakeTimes = Arc::new(
         ebpf.take_map(map_names::WAKES)
@@ -232,23 +206,37 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             .context("COUNTERS map type")?,
     );
     let stats = Arc::new(Stats::default());
+    let perf_poll = transport::perf_poll(Duration::from_millis(cfg.batch.max_age_ms));
 
     smol::block_on(async {
         let (tx, rx) = crate::queue::bounded::<Stamped>(EVENT_QUEUE);
-        let readers: Vec<_> = rings
+        let readers: Vec<_> = sources
             .into_iter()
             .map(|(which, ring)| {
+                let waits = Waits {
+                    policy: Some((which, wakes.clone())),
+                    perf_poll,
+                    perf_lost: stats.perf_lost[which as usize].clone(),
+                };
                 smol::spawn(read_ring(
                     which,
                     ring,
-                    wakes.clone(),
+                    waits,
                     tx.clone(),
                     stats.clone(),
                     stop.clone(),
                 ))
             })
             .collect();
-        let summariser = summaries.spawn(tx.clone(), stop.clone());
+        let summariser = summaries.spawn(
+            Waits {
+                policy: None,
+                perf_poll,
+                perf_lost: stats.perf_lost[Ring::Net as usize].clone(),
+            },
+            tx.clone(),
+            stop.clone(),
+        );
         drop(tx);
         let batcher = smol::spawn(
             BatchLoop {
@@ -305,11 +293,4 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         ),
     }
     Ok(())
-}
-
-fn take_ring(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<RingBuf<MapData>> {
-    ebpf.take_map(name)
-        .with_context(|| format!("{name} map missing"))?
-        .try_into()
-        .with_context(|| format!("{name} is not a ring buffer"))
 }

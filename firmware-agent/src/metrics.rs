@@ -24,6 +24,9 @@ pub struct Stats {
     pub ring_drops: AtomicU64,
     /// Events in batches that could not be encoded.
     pub encoding_drops: AtomicU64,
+    /// Records each perf buffer ring lost, as its reader learnt (`PERF_RECORD_LOST`), by
+    /// `Ring` index (0 with ring buffers).
+    pub perf_lost: [std::sync::Arc<AtomicU64>; firmware_agent_common::Ring::ALL.len()],
     /// Probe failures by program, as last read from the kernel, and when.
     probe_errors: Mutex<(Option<Instant>, Vec<ProbeErrors>)>,
 }

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray};
 use edge_wire::{DropCount, bounded};
 use firmware_agent_common::Ring;
 use futures_lite::future;
@@ -17,7 +17,7 @@ use crate::{
     kernel::proc_ppid,
     metrics::{Sampler, Stats},
     outbox::{Leaf, Outbox},
-    ringbuf::WakeTimes,
+    transport::{Source, Waits},
 };
 
 /// Who the batches are from.
@@ -30,8 +30,8 @@ pub struct Origin {
 
 pub async fn read_ring(
     which: Ring,
-    ring: RingBuf<MapData>,
-    wakes: WakeTimes,
+    ring: Source,
+    waits: Waits,
     tx: crate::queue::Sender<Stamped>,
     stats: Arc<Stats>,
     stop: async_channel::Receiver<()>,
@@ -50,7 +50,7 @@ pub async fn read_ring(
     let stopped = async {
         let _ = stop.recv().await;
     };
-    if let Err(e) = crate::ringbuf::drain(ring, Some((which, wakes)), decode, tx, stopped).await {
+    if let Err(e) = crate::transport::drain(ring, waits, decode, tx, stopped).await {
         log::error!("{name}: reader stopped: {e}");
     }
 }
@@ -61,7 +61,8 @@ pub fn drop_totals(
     outbox: &Outbox,
     stats: &Stats,
 ) -> Vec<(&'static str, u64)> {
-    let mut totals = crate::counters::ring_drops(drops);
+    let lost = std::array::from_fn(|i| stats.perf_lost[i].load(Ordering::Relaxed));
+    let mut totals = crate::counters::ring_drops(drops, lost);
     stats.refresh_probe_errors(|| crate::counters::probe_errors(drops));
     let ring: u64 = totals.iter().map(|(_, n)| n).sum();
     stats.ring_drops.store(ring, Ordering::Relaxed);

@@ -331,6 +331,7 @@ impl Device {
             name: bounded(name),
             requested,
             chosen: requested.max(page).next_power_of_two(),
+            transport: edge_wire::RingTransport::RingBuf,
         };
         let probe = |name: &str, tp: &str| ProbeInfo {
             name: bounded(name),

@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use edge_wire::{
-    AttachMethod, Birth, Event, EventBatch, ExitHow, Message, Metrics, ProbeState, SockAddr,
+    AttachMethod, Birth, Event, EventBatch, ExitHow, Message, Metrics, ProbeState, RingTransport,
+    SockAddr,
 };
 use serde_json::{Value, json};
 
@@ -82,7 +83,17 @@ fn birth_line(b: &Birth) -> String {
         b.queue.spool_bytes,
     );
     for r in &b.ring_buffers {
-        let _ = write!(s, " {}={}->{}", r.name, r.requested, r.chosen);
+        let _ = match r.transport {
+            RingTransport::RingBuf => write!(s, " {}={}->{}", r.name, r.requested, r.chosen),
+            RingTransport::Perf {
+                pages_per_cpu,
+                cpus,
+            } => write!(
+                s,
+                " {}={}->{}[perf {pages_per_cpu}p/cpu x{cpus}]",
+                r.name, r.requested, r.chosen
+            ),
+        };
     }
     s.push_str("; probes");
     for p in &b.probes {

@@ -39,14 +39,27 @@ pub struct QueueInfo {
     pub spool_bytes: u64,
 }
 
-/// A ring buffer as configured and as created.
+/// A ring (the probes' output of one record stream) as configured and as created.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RingBufferInfo {
     pub name: Name,
     /// Bytes asked for in the config.
     pub requested: u64,
-    /// Bytes created: the smallest power of two >= max(requested, page size).
+    /// Bytes created: the smallest power of two >= max(requested, page size); with the perf
+    /// transport, per CPU.
     pub chosen: u64,
+    /// How its records reach the agent.
+    pub transport: RingTransport,
+}
+
+/// The kernel object behind a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RingTransport {
+    /// One BPF ring buffer (kernel 5.8+) of `chosen` bytes shared by all CPUs.
+    RingBuf,
+    /// A perf event array: one buffer per CPU of `pages_per_cpu` pages (`chosen` bytes), on
+    /// `cpus` CPUs (kernels without ring buffers, or forced by config).
+    Perf { pages_per_cpu: u32, cpus: u32 },
 }
 
 /// One probe and what became of it.

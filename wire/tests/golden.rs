@@ -27,11 +27,23 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 arch: bounded("aarch64"),
                 page_size: 16384,
                 kernel_btf: false,
-                ring_buffers: vec![RingBufferInfo {
-                    name: bounded("WATCH_EVENTS"),
-                    requested: 4096,
-                    chosen: 16384,
-                }],
+                ring_buffers: vec![
+                    RingBufferInfo {
+                        name: bounded("WATCH_EVENTS"),
+                        requested: 4096,
+                        chosen: 16384,
+                        transport: RingTransport::RingBuf,
+                    },
+                    RingBufferInfo {
+                        name: bounded("PROC_EVENTS"),
+                        requested: 262_144,
+                        chosen: 262_144,
+                        transport: RingTransport::Perf {
+                            pages_per_cpu: 16,
+                            cpus: 4,
+                        },
+                    },
+                ],
                 probes: vec![
                     ProbeInfo {
                         name: bounded("exec"),
@@ -275,7 +287,7 @@ pub fn samples() -> Vec<(&'static str, Message)> {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "online",
-        "0200087069352d3030343202623101ef9bafcdf8acd1910180d0dfb4ab3305302e312e30020f362e31322e302d7270692d32373132076161726368363480800100010c57415443485f4556454e545380208080010304657865631873636865643a73636865645f70726f636573735f6578656300000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e6400087463705f73656e640b7463705f73656e646d7367000280801000",
+        "0200087069352d3030343202623101ef9bafcdf8acd1910180d0dfb4ab3305302e312e30020f362e31322e302d7270692d32373132076161726368363480800100020c57415443485f4556454e54538020808001000b50524f435f4556454e54538080108080100110040304657865631873636865643a73636865645f70726f636573735f6578656300000962696e645f657869741673797363616c6c733a7379735f657869745f62696e6402096e6f7420666f756e6400087463705f73656e640b7463705f73656e646d7367000280801000",
     ),
     ("offline", "0201087069352d303034320262310101"),
     (

@@ -115,6 +115,18 @@ impl Ring {
         }
     }
 
+    /// The drop source of records the reader learns were lost without the probes having
+    /// counted them by kind (perf buffers on kernels before 5.5, whose output helper does not
+    /// report a full buffer): the kind's own source when the ring carries one kind, else the
+    /// ring's.
+    pub const fn lost_source(self) -> &'static str {
+        match self {
+            Self::Watch => Kind::Bind.drop_source(),
+            Self::Proc => "ring:proc_events",
+            Self::Net => Kind::TcpClose.drop_source(),
+        }
+    }
+
     /// True when every record is published as a wire event by the generic reader; false when
     /// a summariser owns the ring.
     pub const fn published(self) -> bool {
@@ -124,6 +136,35 @@ impl Ring {
         }
     }
 }
+
+/// How the records of every ring reach user space. One object is built per transport (the
+/// probes crate's `perf` feature selects the output path), so an object never holds the other
+/// transport's maps; the ring map names, record layouts and drop slots are the same in both.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    /// `BPF_MAP_TYPE_RINGBUF` (kernel 5.8+): one buffer shared by all CPUs, sized in bytes.
+    RingBuf = 0,
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY` (any kernel the agent supports): one buffer per CPU,
+    /// sized in pages; records are built in a per-CPU scratch map and copied out.
+    Perf = 1,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Self::RingBuf, Self::Perf];
+
+    /// The name in config (`probes.transport`), logs and the birth message.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RingBuf => "ringbuf",
+            Self::Perf => "perf",
+        }
+    }
+}
+
+/// Name of the perf object's per-CPU scratch map (one `[u64; MAX_RECORD_BYTES / 8]` slot),
+/// where a record is built before `bpf_perf_event_output` copies it out.
+pub const SCRATCH_MAP: &str = "SCRATCH";
 
 /// Probe families: what an operator turns on or off as a whole (`probes.disabled`).
 #[repr(u32)]
@@ -352,8 +393,19 @@ mod tests {
         for (i, r) in Ring::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
+        for (i, t) in Transport::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i);
+        }
         for (i, f) in Family::ALL.iter().enumerate() {
             assert_eq!(*f as usize, i);
+        }
+        for r in Ring::ALL {
+            let kinds: [Kind; 5] = Kind::ALL;
+            let mut own = kinds.iter().filter(|k| k.ring() == r);
+            match (own.next(), own.next()) {
+                (Some(k), None) => assert_eq!(r.lost_source(), k.drop_source(), "{r:?}"),
+                _ => assert!(kinds.iter().all(|k| k.drop_source() != r.lost_source())),
+            }
         }
         let last = Program::ALL[Program::ALL.len() - 1];
         assert_eq!(last.error_slot(Failure::RingFull) + 1, COUNTER_SLOTS);

@@ -143,6 +143,26 @@ impl Record for ExitEvent {
     const KIND: Kind = Kind::Exit;
 }
 
+/// The largest record any ring carries: the size of the perf object's scratch slot.
+pub const MAX_RECORD_BYTES: usize = {
+    let sizes = [
+        core::mem::size_of::<BindEvent>(),
+        core::mem::size_of::<ExecEvent>(),
+        core::mem::size_of::<ExitEvent>(),
+        core::mem::size_of::<crate::OomKillEvent>(),
+        core::mem::size_of::<crate::TcpCloseEvent>(),
+    ];
+    let mut max = 0;
+    let mut i = 0;
+    while i < sizes.len() {
+        if sizes[i] > max {
+            max = sizes[i];
+        }
+        i += 1;
+    }
+    max
+};
+
 // Layout is a contract with the BPF side: any change here must be deliberate.
 const _: () = {
     assert!(core::mem::size_of::<EventHeader>() == 40);
@@ -151,6 +171,7 @@ const _: () = {
     assert!(core::mem::size_of::<ExitEvent>() == 56);
     assert!(core::mem::size_of::<ExitInfo>() == 16);
     assert!(core::mem::size_of::<PendingBind>() == 128);
+    assert!(MAX_RECORD_BYTES == 304 && MAX_RECORD_BYTES.is_multiple_of(8));
     // Every record starts with its header (the probes fill it through a header pointer).
     assert!(core::mem::offset_of!(BindEvent, header) == 0);
     assert!(core::mem::offset_of!(ExecEvent, header) == 0);

@@ -86,6 +86,5 @@ fn fill_bind(ctx: &TracePointContext, pending: *const PendingBind) -> ProbeResul
             SOCKADDR_LEN,
         );
     }
-    submit(entry);
-    Ok(())
+    submit(ctx, entry)
 }

@@ -120,8 +120,7 @@ fn try_exec(ctx: &TracePointContext) -> ProbeResult {
             Err(_) => 0,
         };
     }
-    submit(entry);
-    Ok(())
+    submit(ctx, entry)
 }
 
 #[tracepoint]
@@ -214,7 +213,7 @@ pub fn exit(ctx: TracePointContext) -> u32 {
     finish(Program::Exit, try_exit(&ctx))
 }
 
-fn try_exit(_ctx: &TracePointContext) -> ProbeResult {
+fn try_exit(ctx: &TracePointContext) -> ProbeResult {
     // Fires for every thread; a process ends when its leader does.
     if !is_leader() {
         return Err(ProbeError::Ignored);
@@ -239,6 +238,5 @@ fn try_exit(_ctx: &TracePointContext) -> ProbeResult {
         (*ev).signal = info.signal;
         (*ev)._pad = 0;
     }
-    submit(entry);
-    Ok(())
+    submit(ctx, entry)
 }

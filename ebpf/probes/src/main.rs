@@ -2,7 +2,9 @@
 //! see `firmware_agent_common::TracepointOffsets`), plus the TCP byte counters, which no
 //! tracepoint carries: fentry/fexit where the kernel has BTF, kprobes where it does not (the
 //! agent picks at start-up). One module per hook family; every program is a thin wrapper that
-//! counts its `try_` function's failures by reason in `COUNTERS`.
+//! counts its `try_` function's failures by reason in `COUNTERS`. Records leave through the
+//! transport the object is built for: ring buffers by default, perf buffers with the `perf`
+//! feature (`out_ringbuf`, `out_perf`; the agent embeds both objects and picks at start-up).
 #![no_std]
 #![no_main]
 // The BPF target has no compare-and-swap, so core's atomic types lack `fetch_add`; the
@@ -14,6 +16,10 @@ mod bind;
 mod lifecycle;
 mod maps;
 mod oom;
+#[cfg(feature = "perf")]
+mod out_perf;
+#[cfg(not(feature = "perf"))]
+mod out_ringbuf;
 mod storage;
 mod tcp;
 mod tcp_bytes;

@@ -1,40 +1,33 @@
 //! Maps, the read-only offsets global, and the helpers every probe uses to read tracepoint
-//! fields, write records to the right ring, and count what it loses.
+//! fields, fill record headers and count what it loses. The rings and the `reserve`/`submit`
+//! pair that writes records to them are the transport's (`out_ringbuf` or, with the `perf`
+//! feature, `out_perf`), re-exported here so the probes do not depend on which.
 
 use aya_ebpf::{
     Global,
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use firmware_agent_common::{
     BlockKey, BlockStart, COMM_LEN, COUNTER_SLOTS, DiskStats, EventHeader, ExitInfo, Field,
-    PendingBind, Record, Ring, SockInfo, SockOwner, TracepointOffsets, WAKE_AFTER_NS,
-    WAKE_FILL_SHIFT, WriteKey, WriteStat,
+    PendingBind, Record, Ring, SockInfo, SockOwner, TracepointOffsets, WriteKey, WriteStat,
 };
 
 use crate::ProbeError;
+#[cfg(feature = "perf")]
+pub use crate::out_perf::{reserve, submit};
+#[cfg(not(feature = "perf"))]
+pub use crate::out_ringbuf::{reserve, submit};
 
 /// Set by the loader from tracefs `format` files.
 #[unsafe(no_mangle)]
 pub static OFFSETS: Global<TracepointOffsets> = Global::new(TracepointOffsets::UNKNOWN);
 
-// Ring buffer sizes are always set by the loader from the running kernel's page size; the ELF
-// says 0 so a loader that forgot fails loudly instead of using a 4 KiB placeholder.
-/// bind() events (named after the map that would not load on a 16 KiB-page Pi 5).
-#[map]
-pub static WATCH_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
-/// exec, exit and OOM-kill events.
-#[map]
-pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
-/// TCP closes, for the agent's TCP summariser.
-#[map]
-pub static NET_EVENTS: RingBuf = RingBuf::with_byte_size(0, 0);
-
 /// CLOCK_MONOTONIC ns of each published ring's last forced wake-up, by `Ring` index (see
 /// `firmware_agent_common::WAKE_AFTER_NS`); the reader reads it to know how long it may sleep.
+/// Written by the ring-buffer transport only (a perf buffer cannot be woken on demand).
 #[map]
 pub static WAKES: Array<u64> = Array::with_max_entries(Ring::ALL.len() as u32, 0);
 
@@ -105,59 +98,6 @@ pub fn bump(slot: u32) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
         unsafe { *counter += 1 };
     }
-}
-
-#[inline(always)]
-fn ring(ring: Ring) -> &'static RingBuf {
-    match ring {
-        Ring::Watch => &WATCH_EVENTS,
-        Ring::Proc => &PROC_EVENTS,
-        Ring::Net => &NET_EVENTS,
-    }
-}
-
-/// Reserves a `T` in its kind's ring; a full ring is counted as a drop of that kind.
-#[inline(always)]
-pub fn reserve<T: Record>() -> Result<RingBufEntry<T>, ProbeError> {
-    match ring(T::KIND.ring()).reserve::<T>(0) {
-        Some(entry) => Ok(entry),
-        None => {
-            bump(T::KIND.drop_slot());
-            Err(ProbeError::RingFull)
-        }
-    }
-}
-
-/// Submits a filled record. Published rings wake their reader only when the ring is a quarter
-/// full or the last wake-up is `WAKE_AFTER_NS` old (`firmware_agent_common::WAKE_AFTER_NS`);
-/// other rings keep the kernel's default (wake a reader that has caught up).
-#[inline(always)]
-pub fn submit<T: Record>(mut entry: RingBufEntry<T>) {
-    let kind = T::KIND.ring();
-    if !kind.published() {
-        entry.submit(0);
-        return;
-    }
-    // SAFETY: every `Record` starts with an `EventHeader`, filled by `fill_header` before this.
-    let now = unsafe { (*entry.as_mut_ptr().cast::<EventHeader>()).ts_ns };
-    let rb = ring(kind);
-    let flags = match WAKES.get_ptr_mut(kind as u32) {
-        // SAFETY: a map value, valid during this run. Another CPU may race this read-modify-
-        // write: the worst case is one extra wake-up, or a later deadline by a few ns.
-        Some(last) => unsafe {
-            if now.wrapping_sub(*last) >= WAKE_AFTER_NS
-                || rb.query(BPF_RB_AVAIL_DATA as u64)
-                    >= rb.query(BPF_RB_RING_SIZE as u64) >> WAKE_FILL_SHIFT
-            {
-                *last = now;
-                BPF_RB_FORCE_WAKEUP
-            } else {
-                BPF_RB_NO_WAKEUP
-            }
-        },
-        None => 0,
-    };
-    entry.submit(flags as u64);
 }
 
 /// Fills the header `record` starts with for the current task, with `T`'s kind.

@@ -67,6 +67,5 @@ fn try_oom_mark_victim(ctx: &TracePointContext) -> ProbeResult {
         }
         fill_header(ev, flags);
     }
-    submit(entry);
-    Ok(())
+    submit(ctx, entry)
 }

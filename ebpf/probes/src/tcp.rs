@@ -88,7 +88,7 @@ fn try_tcp_state(ctx: &TracePointContext) -> ProbeResult {
             SOCKS.insert(&sk, &info, 0)?;
             Ok(())
         }
-        (_, TCP_CLOSE) => close(sk),
+        (_, TCP_CLOSE) => close(ctx, sk),
         _ => Err(ProbeError::Ignored),
     }
 }
@@ -126,7 +126,7 @@ fn sock_info(ctx: &TracePointContext, off: &TracepointOffsets) -> Result<SockInf
 /// closed for a while; a new socket at the same address (only possible once the process has
 /// released this one) replaces it.
 #[inline(always)]
-fn close(sk: u64) -> ProbeResult {
+fn close(ctx: &TracePointContext, sk: u64) -> ProbeResult {
     let Some(p) = SOCKS.get_ptr_mut(&sk) else {
         return Err(ProbeError::Ignored);
     };
@@ -148,8 +148,7 @@ fn close(sk: u64) -> ProbeResult {
         (*ev).sk = sk;
         (*ev).sock = info;
     }
-    submit(entry);
-    Ok(())
+    submit(ctx, entry)
 }
 
 #[tracepoint]

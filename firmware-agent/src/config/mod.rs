@@ -213,6 +213,45 @@ pub struct ProbesConfig {
     /// How probes that newer kernels serve by a tracepoint and older ones only by a kernel
     /// function (the TCP byte counters) attach.
     pub kernel_functions: FunctionAttach,
+    /// How records reach the agent: `auto` (ring buffers where the kernel has them, else perf
+    /// buffers), `ringbuf` or `perf` (forced; for tests and kernels that misreport).
+    #[serde(deserialize_with = "transport_choice")]
+    pub transport: TransportChoice,
+}
+
+/// `probes.transport`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportChoice {
+    /// Ring buffers if the kernel can create one, else perf buffers.
+    #[default]
+    Auto,
+    /// Ring buffers only (the agent stops if the kernel has none).
+    Ringbuf,
+    /// Perf buffers, even where ring buffers exist.
+    Perf,
+}
+
+impl TransportChoice {
+    pub const VALUES: [(&str, TransportChoice); 3] = [
+        ("auto", Self::Auto),
+        ("ringbuf", Self::Ringbuf),
+        ("perf", Self::Perf),
+    ];
+}
+
+/// Parses `probes.transport`, naming the key in the error (serde's own message does not).
+fn transport_choice<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TransportChoice, D::Error> {
+    let s = String::deserialize(d)?;
+    TransportChoice::VALUES
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "probes.transport: unknown transport {s:?} (expected \"auto\", \"ringbuf\" or \"perf\")"
+            ))
+        })
 }
 
 /// `probes.kernel_functions`.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use aya::{Ebpf, EbpfLoader};
 use edge_wire::{AttachMethod, ProbeInfo, ProbeState, bounded};
-use firmware_agent_common::{OFFSETS_GLOBAL, TracepointOffsets};
+use firmware_agent_common::{OFFSETS_GLOBAL, TracepointOffsets, Transport};
 
 pub use self::catalogue::{Fit, Hook, Need, PROBES, ProbeSpec};
 use crate::{
@@ -21,9 +21,20 @@ use crate::{
     tracefs::{Field, Tracefs},
 };
 
-/// The eBPF object built by build.rs, aligned for the ELF parser.
-pub static OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/firmware-agent-ebpf"));
+/// The eBPF objects built by build.rs, aligned for the ELF parser: the same probes, writing
+/// records to ring buffers or (the `perf` build) to perf buffers.
+pub static OBJECT_RINGBUF: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/firmware-agent-ebpf.ringbuf"));
+pub static OBJECT_PERF: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/firmware-agent-ebpf.perf"));
+
+/// The object for `transport`.
+pub fn object(transport: Transport) -> &'static [u8] {
+    match transport {
+        Transport::RingBuf => OBJECT_RINGBUF,
+        Transport::Perf => OBJECT_PERF,
+    }
+}
 
 /// Probe and family names, for config validation.
 pub fn program_names() -> Vec<&'static str> {
@@ -151,19 +162,24 @@ fn resolve(
     Ok(())
 }
 
-/// Loads the object with the planned offsets and ring sizes, then loads and attaches each
-/// probe that is still in play. Returns the object and each probe's final state.
+/// Loads `transport`'s object with the planned offsets and ring sizes, then loads and attaches
+/// each probe that is still in play. Returns the object and each probe's final state.
 pub fn load_and_attach(
     plan: Plan,
     rings: &[RingPlan],
+    transport: Transport,
 ) -> Result<(Ebpf, Vec<ProbeInfo>), aya::EbpfError> {
     let mut loader = EbpfLoader::new();
     loader.override_global(OFFSETS_GLOBAL, &plan.offsets, true);
-    for ring in rings {
-        // Checked against MAX_RING_BYTES (1 GiB) when chosen, so it fits in u32.
-        loader.map_max_entries(ring.map, ring.chosen as u32);
+    if transport == Transport::RingBuf {
+        for ring in rings {
+            // Checked against MAX_RING_BYTES (1 GiB) when chosen, so it fits in u32.
+            loader.map_max_entries(ring.map, ring.chosen as u32);
+        }
     }
-    let mut ebpf = loader.load(OBJECT)?;
+    // Perf event arrays keep max_entries 0 in the object: aya makes it the number of possible
+    // CPUs; their buffers are sized when the agent opens them (`transport::take`).
+    let mut ebpf = loader.load(object(transport))?;
     let mut btf = attach::KernelBtf::new(plan.btf);
     let mut report = Vec::new();
     for (spec, entry) in PROBES.iter().zip(plan.entries) {

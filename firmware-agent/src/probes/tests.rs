@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use aya_obj::{Object, ProgramSection};
 use firmware_agent_common::{
-    COUNTER_SLOTS, COUNTERS_MAP, DiskStats, OFFSETS_GLOBAL, Program, Ring, SockInfo,
-    TracepointOffsets, WriteKey, WriteStat, map_names,
+    COUNTER_SLOTS, COUNTERS_MAP, DiskStats, MAX_RECORD_BYTES, OFFSETS_GLOBAL, Program, Ring,
+    SCRATCH_MAP, SockInfo, TracepointOffsets, Transport, WriteKey, WriteStat, map_names,
 };
 
 use edge_wire::AttachMethod;
@@ -15,8 +15,8 @@ use edge_wire::AttachMethod;
 use super::*;
 use crate::config::FunctionAttach;
 
-fn object() -> Object {
-    Object::parse(OBJECT).expect("the embedded object parses")
+fn parsed(transport: Transport) -> Object {
+    Object::parse(super::object(transport)).expect("the embedded object parses")
 }
 
 /// The section type each program's hook needs.
@@ -55,8 +55,13 @@ fn section_kind(s: &ProgramSection) -> &'static str {
 }
 
 #[test]
-fn the_object_holds_exactly_the_contract_programs_with_their_hook_types() {
-    let obj = object();
+fn the_objects_hold_exactly_the_contract_programs_with_their_hook_types() {
+    for transport in Transport::ALL {
+        programs_match(&parsed(transport));
+    }
+}
+
+fn programs_match(obj: &Object) {
     let got: BTreeMap<&str, &str> = obj
         .programs
         .iter()
@@ -98,17 +103,52 @@ fn every_program_is_behind_exactly_one_probe_of_its_family() {
 
 #[test]
 fn every_map_has_the_shared_types_sizes() {
-    let obj = object();
+    for transport in Transport::ALL {
+        maps_match(&parsed(transport), transport);
+    }
+}
+
+fn maps_match(obj: &Object, transport: Transport) {
     let map = |name: &str| {
         obj.maps
             .get(name)
-            .unwrap_or_else(|| panic!("map {name} not in the object"))
+            .unwrap_or_else(|| panic!("map {name} not in the {transport:?} object"))
     };
     for ring in Ring::ALL {
-        // BPF_MAP_TYPE_RINGBUF, sized by the loader (0 in the object).
         let m = map(ring.map_name());
-        assert_eq!((m.map_type(), m.max_entries()), (27, 0), "{ring:?}");
+        match transport {
+            // BPF_MAP_TYPE_RINGBUF, sized by the loader (0 in the object).
+            Transport::RingBuf => assert_eq!((m.map_type(), m.max_entries()), (27, 0), "{ring:?}"),
+            // BPF_MAP_TYPE_PERF_EVENT_ARRAY of u32 fds, one per CPU (0: aya sets the count).
+            Transport::Perf => assert_eq!(
+                (m.map_type(), m.max_entries(), m.key_size(), m.value_size()),
+                (4, 0, 4, 4),
+                "{ring:?}"
+            ),
+        }
     }
+    // Each object has only its own transport's maps.
+    let scratch = obj.maps.get(SCRATCH_MAP);
+    match transport {
+        Transport::RingBuf => assert!(scratch.is_none(), "SCRATCH in the ring-buffer object"),
+        Transport::Perf => {
+            let s = scratch.expect("SCRATCH in the perf object");
+            // BPF_MAP_TYPE_PERCPU_ARRAY, one slot of the largest record.
+            assert_eq!(
+                (s.map_type(), s.max_entries(), s.value_size() as usize),
+                (6, 1, MAX_RECORD_BYTES)
+            );
+        }
+    }
+    let types: Vec<u32> = obj.maps.values().map(|m| m.map_type()).collect();
+    let other = match transport {
+        Transport::RingBuf => 4,
+        Transport::Perf => 27,
+    };
+    assert!(
+        !types.contains(&other),
+        "{transport:?} object holds map type {other}"
+    );
     let counters = map(COUNTERS_MAP);
     assert_eq!(
         (counters.max_entries(), counters.value_size()),

@@ -15,9 +15,9 @@ use std::{
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, MapData, RingBuf},
+    maps::{HashMap as BpfHashMap, MapData},
 };
-use edge_wire::{Event, ProbeInfo, ProbeState};
+use edge_wire::{Event, ProbeInfo, ProbeState, RingBufferInfo};
 use firmware_agent_common::{
     DiskStats, Family, Kind, Ring, SockInfo, TcpCloseEvent, WriteKey, WriteStat, map_names,
     read_record,
@@ -29,6 +29,7 @@ use crate::{
     batch::{Stamped, monotonic_ns},
     config::SummariesConfig,
     probes::PROBES,
+    transport::{Source, Waits},
 };
 
 /// Entries read from one map at most per scan (bounds a scan racing deletions).
@@ -102,7 +103,7 @@ fn on_close(flows: &Mutex<TcpFlows>, bytes: &[u8]) {
 pub struct Summaries {
     every: Duration,
     tcp: Option<TcpSide>,
-    tcp_ring: Option<RingBuf<MapData>>,
+    tcp_ring: Option<Source>,
     storage: Option<StorageSide>,
 }
 
@@ -128,13 +129,11 @@ impl Summaries {
         ebpf: &mut Ebpf,
         cfg: &SummariesConfig,
         probes: &[ProbeInfo],
+        rings: &[RingBufferInfo],
+        page_size: u64,
     ) -> anyhow::Result<Self> {
         let (tcp, tcp_ring) = if attached(probes, Family::Tcp) {
-            let ring = ebpf
-                .take_map(Ring::Net.map_name())
-                .context("NET_EVENTS map missing")?
-                .try_into()
-                .context("NET_EVENTS is not a ring buffer")?;
+            let ring = crate::transport::take(ebpf, Ring::Net, rings, page_size)?;
             let side = TcpSide {
                 socks: take(ebpf, map_names::SOCKS)?,
                 flows: Arc::new(Mutex::new(TcpFlows::new(cfg.tcp_max_flows))),
@@ -176,6 +175,7 @@ impl Summaries {
     /// fires, with a last summary of the partial interval.
     pub fn spawn(
         self,
+        waits: Waits,
         tx: crate::queue::Sender<Stamped>,
         stop: async_channel::Receiver<()>,
     ) -> smol::Task<()> {
@@ -194,7 +194,7 @@ impl Summaries {
                         let _ = stop.recv().await;
                     };
                     if let Err(e) =
-                        crate::ringbuf::drain(ring, None, decode, none_tx, stopped).await
+                        crate::transport::drain(ring, waits, decode, none_tx, stopped).await
                     {
                         log::error!("{}: reader stopped: {e}", Ring::Net.map_name());
                     }

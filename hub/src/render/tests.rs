@@ -101,6 +101,7 @@ fn birth_and_rejection_lines_are_escaped() {
             name: bounded("WATCH_EVENTS"),
             requested: 4096,
             chosen: 16384,
+            transport: edge_wire::RingTransport::RingBuf,
         }],
         probes: vec![ProbeInfo {
             name: bounded("bind\n"),

@@ -39,8 +39,15 @@ pub fn facts(st: &DeviceState, v: &DeviceView) -> Vec<(&'static str, &'static st
         .map(|rs| {
             rs.iter()
                 .map(|r| {
+                    let how = match r["transport"].get("Perf") {
+                        Some(p) => format!(
+                            " per CPU (perf, {} pages x {} CPUs)",
+                            p["pages_per_cpu"], p["cpus"]
+                        ),
+                        None => String::new(),
+                    };
                     format!(
-                        "{} {} -> {}",
+                        "{} {} -> {}{how}",
                         r["name"].as_str().unwrap_or("?"),
                         r["requested"],
                         r["chosen"]

@@ -43,6 +43,7 @@ pub fn birth_of(device: &str, session: u32) -> Birth {
             name: bounded("PROC_EVENTS"),
             requested: 4096,
             chosen: 16384,
+            transport: edge_wire::RingTransport::RingBuf,
         }],
         probes: vec![
             ProbeInfo {

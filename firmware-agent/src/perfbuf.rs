@@ -1,0 +1,474 @@
+//! Perf buffers, the transport for kernels without BPF ring buffers (before 5.8): each ring is a
+//! `BPF_MAP_TYPE_PERF_EVENT_ARRAY` holding one `PERF_COUNT_SW_BPF_OUTPUT` event per CPU, each
+//! with its own mmap'd buffer, read here.
+//!
+//! Sizing: a perf buffer is a power-of-two number of pages per CPU. The config asks for bytes,
+//! so the page count comes from the running kernel's page size (a count right for 4 KiB pages
+//! would be 4x the memory on 16 KiB pages and 16x on 64 KiB ones): the same rule as the ring
+//! buffers (`ringbuf::choose_size`), applied per CPU.
+//!
+//! Wake-ups: each buffer wakes the reader when a quarter of it is unread (`wakeup_watermark`),
+//! never per record; below that, the reader looks by itself every `poll` (a fraction of the
+//! batch age), so records still reach a batch in time. A perf buffer cannot be woken on demand
+//! the way the ring-buffer probes do it.
+//!
+//! Losses: a record the kernel could not fit is reported to the reader as `PERF_RECORD_LOST`
+//! with a count; the reader adds it to the ring's lost total (see `counters::ring_drops`).
+
+use std::{
+    os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use aya::maps::{MapData, MapError, PerfEventArray};
+
+use crate::ringbuf::{SizeError, choose_size};
+
+/// Pages per CPU for `requested` bytes on a kernel with `page_size`: a power of two, so that
+/// pages x page size is the smallest power of two >= max(requested, page size).
+pub fn pages_per_cpu(requested: u64, page_size: u64) -> Result<u64, SizeError> {
+    Ok(choose_size(requested, page_size)? / page_size)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PerfError {
+    #[error("perf_event_open (bpf output) on CPU {cpu}: {source}")]
+    Open { cpu: u32, source: std::io::Error },
+    #[error("mmap of {bytes} B perf buffer on CPU {cpu}: {source}")]
+    Mmap {
+        cpu: u32,
+        bytes: usize,
+        source: std::io::Error,
+    },
+    #[error("putting CPU {cpu}'s perf buffer into the map: {source}")]
+    Set { cpu: u32, source: MapError },
+    #[error("epoll for the perf buffers: {0}")]
+    Epoll(std::io::Error),
+}
+
+// include/uapi/linux/perf_event.h
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
+const PERF_SAMPLE_RAW: u64 = 1 << 10;
+const PERF_ATTR_FLAG_WATERMARK: u64 = 1 << 14;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+const PERF_RECORD_LOST: u32 = 2;
+const PERF_RECORD_SAMPLE: u32 = 9;
+/// `struct perf_event_mmap_page`: offsets of `data_head` and `data_tail`.
+const DATA_HEAD: usize = 1024;
+const DATA_TAIL: usize = 1032;
+
+/// `struct perf_event_attr` up to `PERF_ATTR_SIZE_VER5` (Linux 4.1), all a BPF output event
+/// needs; kernels accept any size they know, newer fields being zero.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_watermark: u32,
+    bp_type: u32,
+    config1: u64,
+    config2: u64,
+    branch_sample_type: u64,
+    sample_regs_user: u64,
+    sample_stack_user: u32,
+    clockid: i32,
+    sample_regs_intr: u64,
+    aux_watermark: u32,
+    sample_max_stack: u16,
+    reserved: u16,
+}
+const _: () = assert!(size_of::<PerfEventAttr>() == 112);
+
+/// One CPU's perf buffer: the event's fd and its mapping (a header page, then the data pages).
+pub struct PerfBuffer {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    map_len: usize,
+    page: usize,
+    data_len: usize,
+    /// A record copied out of the buffer (it may wrap around the end).
+    scratch: Vec<u8>,
+}
+
+// SAFETY: the mapping is owned by this value and only touched through `&mut self`.
+unsafe impl Send for PerfBuffer {}
+
+/// What a buffer yields.
+pub enum Item<'a> {
+    Sample(&'a [u8]),
+    Lost(u64),
+}
+
+impl PerfBuffer {
+    /// Opens the BPF output event of `cpu` with `pages` data pages of `page` bytes, waking
+    /// readers once `watermark` bytes are unread.
+    pub fn open(cpu: u32, pages: usize, page: usize, watermark: u32) -> Result<Self, PerfError> {
+        let attr = PerfEventAttr {
+            type_: PERF_TYPE_SOFTWARE,
+            size: size_of::<PerfEventAttr>() as u32,
+            config: PERF_COUNT_SW_BPF_OUTPUT,
+            sample_period: 1,
+            sample_type: PERF_SAMPLE_RAW,
+            flags: PERF_ATTR_FLAG_WATERMARK,
+            wakeup_watermark: watermark,
+            ..Default::default()
+        };
+        // SAFETY: a valid attr; pid -1 with a cpu = every task on that CPU; no group.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const PerfEventAttr,
+                -1 as libc::pid_t,
+                cpu as libc::c_int,
+                -1 as libc::c_int,
+                PERF_FLAG_FD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let source = std::io::Error::last_os_error();
+            return Err(PerfError::Open { cpu, source });
+        }
+        // SAFETY: a new fd nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let map_len = (pages + 1) * page;
+        // SAFETY: a fresh shared mapping of the event's buffer, unmapped in Drop.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            let source = std::io::Error::last_os_error();
+            return Err(PerfError::Mmap {
+                cpu,
+                bytes: map_len,
+                source,
+            });
+        }
+        let base = NonNull::new(base.cast::<u8>()).ok_or(PerfError::Mmap {
+            cpu,
+            bytes: map_len,
+            source: std::io::Error::other("mmap returned NULL"),
+        })?;
+        Ok(Self {
+            fd,
+            base,
+            map_len,
+            page,
+            data_len: pages * page,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: `offset` is DATA_HEAD or DATA_TAIL, inside the header page, 8-aligned; the
+        // kernel and this reader share those words, so they are accessed atomically.
+        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// Copies `len` bytes at data position `pos` (wrapping) into `scratch`.
+    fn copy_out(&mut self, pos: u64, len: usize) {
+        self.scratch.clear();
+        let start = (pos % self.data_len as u64) as usize;
+        let first = len.min(self.data_len - start);
+        // SAFETY: both ranges are inside the data pages (first <= data_len - start, and the
+        // rest < data_len since a record is smaller than the buffer); the kernel does not
+        // write them until the tail moves past.
+        unsafe {
+            let data = self.base.as_ptr().add(self.page);
+            self.scratch
+                .extend_from_slice(std::slice::from_raw_parts(data.add(start), first));
+            self.scratch
+                .extend_from_slice(std::slice::from_raw_parts(data, len - first));
+        }
+    }
+
+    /// The next record, copied out, with the buffer's tail moved past it; None when empty.
+    pub fn read_next(&mut self) -> Option<Item<'_>> {
+        let head = self.word(DATA_HEAD).load(Ordering::Acquire);
+        let tail = self.word(DATA_TAIL).load(Ordering::Relaxed);
+        if head == tail {
+            return None;
+        }
+        // struct perf_event_header { u32 type; u16 misc; u16 size; }
+        self.copy_out(tail, 8);
+        let kind = u32::from_ne_bytes([
+            self.scratch[0],
+            self.scratch[1],
+            self.scratch[2],
+            self.scratch[3],
+        ]);
+        let size = u16::from_ne_bytes([self.scratch[6], self.scratch[7]]) as usize;
+        if size < 8 || size > self.data_len || tail + size as u64 > head {
+            // A torn or impossible header: skip everything there is, and say so.
+            log::warn!("perf buffer: bad record header (type {kind}, size {size}); skipping");
+            self.word(DATA_TAIL).store(head, Ordering::Release);
+            return None;
+        }
+        self.copy_out(tail, size);
+        let item_end = tail + size as u64;
+        let item = match kind {
+            // header, u32 size, raw bytes (padded to 8).
+            PERF_RECORD_SAMPLE if size >= 12 => {
+                let n = u32::from_ne_bytes([
+                    self.scratch[8],
+                    self.scratch[9],
+                    self.scratch[10],
+                    self.scratch[11],
+                ]) as usize;
+                let n = n.min(size - 12);
+                self.scratch.copy_within(12..12 + n, 0);
+                self.scratch.truncate(n);
+                Some(true)
+            }
+            // header, u64 id, u64 lost.
+            PERF_RECORD_LOST if size >= 24 => None,
+            _ => Some(false),
+        };
+        // Everything needed is copied out: the kernel may reuse the space.
+        self.word(DATA_TAIL).store(item_end, Ordering::Release);
+        match item {
+            Some(true) => Some(Item::Sample(&self.scratch)),
+            None => {
+                let mut lost = [0u8; 8];
+                lost.copy_from_slice(&self.scratch[16..24]);
+                Some(Item::Lost(u64::from_ne_bytes(lost)))
+            }
+            // Another record type (none is asked for): skipped, as an empty sample.
+            Some(false) => Some(Item::Sample(&[])),
+        }
+    }
+}
+
+impl AsFd for PerfBuffer {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for PerfBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, not used after this.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
+    }
+}
+
+/// One ring's perf buffers, one per online CPU, behind one epoll set (edge-triggered: it
+/// becomes readable when a buffer crosses its watermark).
+pub struct PerfRing {
+    buffers: Vec<PerfBuffer>,
+    epoll: OwnedFd,
+    /// The map the buffers are set in: the kernel empties a perf event array when its last
+    /// user-space handle closes, so the reader keeps it.
+    _map: Option<PerfEventArray<MapData>>,
+}
+
+impl PerfRing {
+    /// Opens a buffer of `pages` pages for each of `cpus` and puts it into `map` at the CPU's
+    /// index (where `bpf_perf_event_output(.., BPF_F_CURRENT_CPU, ..)` writes).
+    pub fn open(
+        map: &mut PerfEventArray<MapData>,
+        cpus: &[u32],
+        pages: usize,
+        page: usize,
+    ) -> Result<Self, PerfError> {
+        // SAFETY: plain syscall; the fd is owned at once.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(PerfError::Epoll(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a new fd nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        // A quarter of the buffer, like the ring buffers' wake-up threshold.
+        let watermark = u32::try_from((pages * page) >> firmware_agent_common::WAKE_FILL_SHIFT)
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let mut buffers = Vec::with_capacity(cpus.len());
+        for &cpu in cpus {
+            let buf = PerfBuffer::open(cpu, pages, page, watermark)?;
+            map.set(cpu, &buf)
+                .map_err(|source| PerfError::Set { cpu, source })?;
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: u64::from(cpu),
+            };
+            // SAFETY: valid fds and event.
+            if unsafe {
+                libc::epoll_ctl(
+                    epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    buf.as_fd().as_raw_fd(),
+                    &mut ev,
+                )
+            } < 0
+            {
+                return Err(PerfError::Epoll(std::io::Error::last_os_error()));
+            }
+            buffers.push(buf);
+        }
+        Ok(Self {
+            buffers,
+            epoll,
+            _map: None,
+        })
+    }
+
+    /// Keeps `map` (the one the buffers were set in) open as long as this ring.
+    pub fn holding(mut self, map: PerfEventArray<MapData>) -> Self {
+        self._map = Some(map);
+        self
+    }
+
+    /// Takes pending wake-ups without waiting.
+    fn take(&self) -> std::io::Result<()> {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        loop {
+            // SAFETY: a valid buffer of 16 events; timeout 0 never blocks.
+            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, 0) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n < 16 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The epoll fd, for the executor (the ring itself stays with the reader).
+struct EpollFd(OwnedFd);
+
+impl AsFd for EpollFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Like `ringbuf::drain`, for perf buffers: awaits the watermark wake-ups or `poll`, decodes
+/// every sample with `decode` and sends it on `tx`, adds lost counts to `lost`, until `stop`
+/// resolves; then drains once more and returns.
+pub async fn drain<T, F, S>(
+    mut ring: PerfRing,
+    poll: Duration,
+    lost: &AtomicU64,
+    mut decode: F,
+    tx: crate::queue::Sender<T>,
+    stop: S,
+) -> std::io::Result<()>
+where
+    F: FnMut(&[u8]) -> Option<T>,
+    S: std::future::Future<Output = ()>,
+{
+    let wake = smol::Async::new(EpollFd(ring.epoll.try_clone()?))?;
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        ring.take()?;
+        if !forward(&mut ring, &mut decode, lost, &tx).await {
+            return Ok(());
+        }
+        let woke = futures_lite::future::or(
+            async { wake.readable().await.map(|()| true) },
+            futures_lite::future::or(
+                async {
+                    smol::Timer::after(poll).await;
+                    Ok(true)
+                },
+                async {
+                    stop.as_mut().await;
+                    Ok(false)
+                },
+            ),
+        )
+        .await?;
+        if !woke {
+            forward(&mut ring, &mut decode, lost, &tx).await;
+            return Ok(());
+        }
+    }
+}
+
+/// Sends every record now in the buffers; false once the receiver is gone.
+async fn forward<T>(
+    ring: &mut PerfRing,
+    decode: &mut impl FnMut(&[u8]) -> Option<T>,
+    lost: &AtomicU64,
+    tx: &crate::queue::Sender<T>,
+) -> bool {
+    for i in 0..ring.buffers.len() {
+        loop {
+            // Decode (the record is already released to the kernel), then wait on the channel.
+            let v = match ring.buffers[i].read_next() {
+                None => break,
+                Some(Item::Lost(n)) => {
+                    lost.fetch_add(n, Ordering::Relaxed);
+                    continue;
+                }
+                Some(Item::Sample([])) => continue,
+                Some(Item::Sample(bytes)) => decode(bytes),
+            };
+            if let Some(v) = v
+                && tx.send(v).await.is_err()
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_become_a_power_of_two_page_count_per_cpu() {
+        // (page size, requested bytes, pages per CPU): the same bytes on every page size,
+        // never 4x or 16x the request because the pages are bigger.
+        let cases: &[(u64, u64, u64)] = &[
+            (4096, 1, 1),
+            (4096, 4096, 1),
+            (4096, 5000, 2),
+            (4096, 65536, 16),
+            (4096, 100_000, 32),
+            (4096, 262_144, 64),
+            (16384, 1, 1),
+            (16384, 4096, 1),
+            (16384, 65536, 4),
+            (16384, 100_000, 8),
+            (16384, 262_144, 16),
+            (65536, 4096, 1),
+            (65536, 65536, 1),
+            (65536, 100_000, 2),
+            (65536, 262_144, 4),
+        ];
+        for &(page, req, want) in cases {
+            assert_eq!(
+                pages_per_cpu(req, page),
+                Ok(want),
+                "page {page} request {req}"
+            );
+        }
+        assert_eq!(pages_per_cpu(0, 4096), Err(SizeError::Zero));
+        assert_eq!(
+            pages_per_cpu(10, 12288),
+            Err(SizeError::BadPageSize { page_size: 12288 })
+        );
+    }
+}

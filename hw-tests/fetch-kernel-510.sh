@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Fetch Debian bullseye's arm64 kernel (5.10, 4K pages: the generation older Raspberry Pi
+# fleets run) and unpack it into the hw-tests cache, the same way fetch-kernels.sh does the
+# bookworm ones: a private apt configuration (own sources.list, state and cache, arm64 only),
+# so the host's apt/dpkg setup is never touched. Cached: a .deb already in the cache is not
+# downloaded again; the index is re-read once a day (HW_TESTS_APT_REFRESH=1 forces, =0 never
+# if present).
+#
+# Usage: hw-tests/fetch-kernel-510.sh     (prints KERNEL_DIR=... last)
+# Env:   HW_TESTS_CACHE        cache dir (default /var/cache/firmware-agent-hw)
+#        HW_TESTS_MIRROR       Debian mirror (default http://deb.debian.org/debian)
+#        HW_TESTS_SECURITY     security mirror (default http://deb.debian.org/debian-security)
+#        HW_TESTS_KVER_510     kernel package regex (default 5\.10\.0-[0-9]+)
+#
+# Output: $CACHE/kernels/510 -> symlink to the versioned dir ({boot/vmlinuz-*,lib/modules/*}),
+#         $CACHE/versions-510.env (KVER_510=..., KPKG_510=...).
+set -euo pipefail
+
+CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
+MIRROR="${HW_TESTS_MIRROR:-http://deb.debian.org/debian}"
+SECURITY="${HW_TESTS_SECURITY:-http://deb.debian.org/debian-security}"
+KPAT="${HW_TESTS_KVER_510:-5\.10\.0-[0-9]+}"
+REFRESH="${HW_TESTS_APT_REFRESH:-auto}"
+
+die() { echo "fetch-kernel-510: ERROR: $*" >&2; exit 1; }
+log() { echo "fetch-kernel-510: $*" >&2; }
+
+for tool in apt-get apt-cache dpkg-deb; do
+    command -v "$tool" >/dev/null || die "'$tool' not found (this script needs a Debian/Ubuntu host with apt)"
+done
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -r "$KEYRING" ] || die "$KEYRING missing (apt-get install debian-archive-keyring)"
+
+APTDIR="$CACHE/apt-bullseye"
+DEBS="$CACHE/debs"
+mkdir -p "$APTDIR/state/lists/partial" "$APTDIR/cache/archives/partial" \
+         "$APTDIR/etc/preferences.d" "$APTDIR/etc/apt.conf.d" "$DEBS" "$CACHE/kernels"
+: >"$APTDIR/state/status"
+cat >"$APTDIR/etc/sources.list" <<SRC
+deb [arch=arm64 signed-by=$KEYRING] $MIRROR bullseye main
+deb [arch=arm64 signed-by=$KEYRING] $MIRROR bullseye-updates main
+deb [arch=arm64 signed-by=$KEYRING] $SECURITY bullseye-security main
+SRC
+APT_OPTS=(
+    -o "Dir::Etc::sourcelist=$APTDIR/etc/sources.list"
+    -o "Dir::Etc::sourceparts=-"
+    -o "Dir::Etc::preferencesparts=$APTDIR/etc/preferences.d"
+    -o "Dir::Etc::parts=$APTDIR/etc/apt.conf.d"
+    -o "Dir::State=$APTDIR/state"
+    -o "Dir::State::status=$APTDIR/state/status"
+    -o "Dir::Cache=$APTDIR/cache"
+    -o "APT::Architecture=arm64"
+    -o "APT::Architectures::=arm64"
+    -o "Acquire::Languages=none"
+    -o "Debug::NoLocking=1"
+    -o "APT::Sandbox::User=root"
+)
+
+stamp="$APTDIR/state/updated.stamp"
+need_update=0
+case "$REFRESH" in
+    1) need_update=1 ;;
+    0) [ -e "$stamp" ] || need_update=1 ;;
+    *) if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then need_update=1; fi ;;
+esac
+if [ "$need_update" = 1 ]; then
+    log "updating private arm64 package index (bullseye{,-updates,-security})"
+    if apt-get "${APT_OPTS[@]}" -q update >&2; then
+        touch "$stamp"
+    elif [ -e "$stamp" ] && [ "$REFRESH" != 1 ]; then
+        log "WARNING: apt-get update failed; continuing with the index from $(date -r "$stamp")"
+    else
+        die "apt-get update (arm64 bullseye, private config) failed; is $MIRROR reachable?"
+    fi
+fi
+
+# The newest plain arm64 5.10 image (not -rt, not -cloud) whose .deb the mirror serves: an
+# index can list a security upload the pool no longer (or not yet) has, so each candidate is
+# tried newest first; one already in the cache wins without a download.
+mapfile -t cands < <(apt-cache "${APT_OPTS[@]}" pkgnames linux-image- 2>/dev/null \
+    | grep -E "^linux-image-${KPAT}-arm64-unsigned\$" | sort -V -r)
+[ "${#cands[@]}" -gt 0 ] || die "no linux-image-${KPAT}-arm64-unsigned in the bullseye arm64 index"
+PKG=""; deb=""; tried=()
+for p in "${cands[@]}"; do
+    mapfile -t vers < <(apt-cache "${APT_OPTS[@]}" madison "$p" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -V -r -u)
+    for v in "${vers[@]}"; do
+        f="$DEBS/${p}_${v//:/%3a}_arm64.deb"
+        if [ -s "$f" ] && dpkg-deb --info "$f" >/dev/null 2>&1; then
+            log "cached:      $(basename "$f")"; PKG="$p"; deb="$f"; break 2
+        fi
+        log "downloading: $p=$v (arm64)"
+        if (cd "$DEBS" && apt-get "${APT_OPTS[@]}" -q download "$p=$v" >&2) && [ -s "$f" ]; then
+            PKG="$p"; deb="$f"; break 2
+        fi
+        tried+=("$p=$v")
+        log "not served: $p=$v; trying the next candidate"
+    done
+done
+[ -n "$PKG" ] || die "no 5.10 arm64 image could be downloaded (tried: ${tried[*]:-none})"
+KVER="${PKG#linux-image-}"; KVER="${KVER%-unsigned}"
+
+dir="$CACHE/kernels/$KVER"
+if ! [ -e "$dir/.extracted" ] || [ "$(cat "$dir/.extracted")" != "$(basename "$deb")" ]; then
+    rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+    dpkg-deb -x "$deb" "$dir.tmp" || die "dpkg-deb -x $deb failed"
+    basename "$deb" >"$dir.tmp/.extracted"
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+    log "extracted:   $(basename "$deb") -> $dir"
+fi
+ln -sfn "$KVER" "$CACHE/kernels/510"
+ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || die "no boot/vmlinuz-* in $dir"
+ls -d "$dir"/lib/modules/* >/dev/null 2>&1 || die "no lib/modules/* in $dir"
+cat >"$CACHE/versions-510.env" <<ENV
+KVER_510=$KVER
+KPKG_510=$(basename "$deb")
+ENV
+echo "5.10 kernel: $KVER ($(basename "$deb"))"
+echo "KERNEL_DIR=$CACHE/kernels/510"
