@@ -41,6 +41,7 @@ fn bad_configs_exit_2_naming_the_key() {
             "[probes]\ndisabled = [\"kprobe_everything\"]\n",
             "probes.disabled",
         ),
+        ("[probes]\ntransport = \"netlink\"\n", "probes.transport"),
         ("not toml at all [", "agent.toml"),
     ] {
         let (code, stderr) = run(text);

@@ -158,3 +158,33 @@ fn device_ids_are_sanitized() {
     assert_eq!(sanitize_device_id("10000000abcdef\0"), "10000000abcdef");
     assert_eq!(sanitize_device_id(" pi 5/#\n"), "pi-5--");
 }
+
+#[test]
+fn the_transport_is_auto_by_default_and_forceable() {
+    assert_eq!(
+        Config::default().probes.transport,
+        super::TransportChoice::Auto
+    );
+    for (value, want) in [
+        ("auto", super::TransportChoice::Auto),
+        ("ringbuf", super::TransportChoice::Ringbuf),
+        ("perf", super::TransportChoice::Perf),
+    ] {
+        let cfg =
+            Config::from_toml(&format!("[probes]\ntransport = \"{value}\"\n"), PROGS).expect(value);
+        assert_eq!(cfg.probes.transport, want);
+    }
+    for bad in ["\"Perf\"", "\"ring\"", "3"] {
+        let e = Config::from_toml(&format!("[probes]\ntransport = {bad}\n"), PROGS)
+            .expect_err(bad)
+            .to_string();
+        assert!(e.contains("transport"), "{bad}: {e}");
+    }
+    let e = err_key("[probes]\ntransport = \"ring\"\n");
+    assert!(
+        e.contains(
+            "probes.transport: unknown transport \"ring\" (expected \"auto\", \"ringbuf\" or \"perf\")"
+        ),
+        "{e}"
+    );
+}

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod lifecycle;
+
 use edge_hub::testkit::JsonHub;
 pub use edge_hub::testkit::PrivateBroker;
 use serde_json::Value;
