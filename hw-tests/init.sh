@@ -215,6 +215,9 @@ trigger_events() {
     kill "$ncpid" "$httpdpid" 2>/dev/null; wait "$ncpid" "$httpdpid" 2>/dev/null
     info "trigger: exec /usr/bin/hwtest-marker"
     /usr/bin/hwtest-marker; info "hwtest-marker exit=$?"
+    info "trigger: exits: /usr/bin/hwtest-exit3 (code 3), /usr/bin/hwtest-crash (SIGSEGV)"
+    /usr/bin/hwtest-exit3; info "hwtest-exit3 exit=$?"
+    /usr/bin/hwtest-crash; info "hwtest-crash exit=$?"
 }
 
 # --------------------------------------------------------------- scenarios
@@ -284,6 +287,16 @@ scenario_kprobe() {
     stop_agent
     finish_log
     result "agent-exit=$STOP_RC scenario=$SCENARIO"
+}
+
+# The e2e scenario with the records forced through perf buffers (`probes.transport = "perf"`:
+# the path for kernels before 5.8, which have no BPF ring buffers).
+scenario_perf() {
+    AGENT_CONFIG=/tmp/agent-perf.toml
+    sed -e 's/^transport = .*/transport = "perf"/' /etc/firmware-agent/agent.toml >"$AGENT_CONFIG"
+    grep -q '^transport = "perf"' "$AGENT_CONFIG" \
+        || result "agent-exit=no-transport-key scenario=$SCENARIO"
+    scenario_e2e
 }
 
 scenario_ringbuf_negative() {

@@ -21,7 +21,8 @@
 # Contents: /init (hw-tests/init.sh), /bin/busybox (+ /bin/sh; all other applet
 # links are created at boot by `busybox --install -s`), the listed kernel modules
 # (decompressed, in load order, listed in /lib/modules/<ver>/modules.load),
-# /usr/bin/hwtest-marker (exec trigger), the agent and the extras.
+# /usr/bin/hwtest-marker (exec trigger, exits 0), /usr/bin/hwtest-exit3 (exits 3),
+# /usr/bin/hwtest-crash (kills itself with SIGSEGV), the agent and the extras.
 set -euo pipefail
 
 die() { echo "mkinitramfs: ERROR: $*" >&2; exit 1; }
@@ -56,6 +57,10 @@ install -m 0755 "$HERE/init.sh" "$STAGE/init"
 # exec trigger with a recognisable name (a script: comm and filename = hwtest-marker)
 printf '#!/bin/sh\nexit 0\n' >"$STAGE/usr/bin/hwtest-marker"
 chmod 0755 "$STAGE/usr/bin/hwtest-marker"
+# exit triggers, named like the marker (comm = script name): a code, and a crash (SIGSEGV)
+printf '#!/bin/sh\nexit 3\n' >"$STAGE/usr/bin/hwtest-exit3"
+printf '#!/bin/sh\nkill -SEGV $$\n' >"$STAGE/usr/bin/hwtest-crash"
+chmod 0755 "$STAGE/usr/bin/hwtest-exit3" "$STAGE/usr/bin/hwtest-crash"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$STAGE/etc/passwd"
 printf 'root:x:0:\n' >"$STAGE/etc/group"
 

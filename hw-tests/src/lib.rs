@@ -25,6 +25,8 @@ pub enum Scenario {
     Kprobe,
     /// The same with the byte counters forced onto fexit.
     Fentry,
+    /// E2e with the records forced through perf buffers (`probes.transport = "perf"`).
+    Perf,
 }
 
 impl Scenario {
@@ -35,16 +37,18 @@ impl Scenario {
             Self::RingbufNegative => "ringbuf-negative",
             Self::Kprobe => "kprobe",
             Self::Fentry => "fentry",
+            Self::Perf => "perf",
         }
     }
 }
 
-/// `<scenario>-<16k|4k|64k>`, e.g. `e2e-16k`.
+/// `<scenario>-<16k|4k|64k|510>`, e.g. `e2e-16k`; `510` is Debian bullseye's 5.10 kernel (4K
+/// pages).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cell {
     pub name: String,
     pub scenario: Scenario,
-    /// "16k", "4k" or "64k": which kernel.
+    /// "16k", "4k", "64k" or "510": which kernel.
     pub pages: String,
     pub page_size: u64,
 }
@@ -60,13 +64,18 @@ impl Cell {
             "ringbuf-negative" => Scenario::RingbufNegative,
             "kprobe" => Scenario::Kprobe,
             "fentry" => Scenario::Fentry,
+            "perf" => Scenario::Perf,
             _ => return Err(format!("cell {name:?}: unknown scenario {scen:?}")),
         };
         let page_size = match pages {
-            "4k" => 4096,
+            "4k" | "510" => 4096,
             "16k" => 16384,
             "64k" => 65536,
-            _ => return Err(format!("cell {name:?}: pages must be 4k, 16k or 64k")),
+            _ => {
+                return Err(format!(
+                    "cell {name:?}: the kernel must be 4k, 16k, 64k or 510"
+                ));
+            }
         };
         Ok(Self {
             name: name.to_owned(),
@@ -240,13 +249,94 @@ fn events<'a>(records: &'a [Value], device: &'a str) -> impl Iterator<Item = &'a
         .map(|v| &v["event"])
 }
 
-/// Everything an e2e/nobtf cell asserts (hub records + console).
-pub fn check_e2e(cell: &Cell, records: &[Value], console: &str, expect_btf: bool) -> Vec<String> {
+/// The exit triggers (scripts in the initramfs; init.sh runs each once) and how each ends.
+pub const EXITS: [(&str, &str, i64); 3] = [
+    ("hwtest-marker", "Code", 0),
+    ("hwtest-exit3", "Code", 3),
+    ("hwtest-crash", "Signal", 11),
+];
+
+/// Console text that means something crashed: the agent (a Rust panic) or the kernel.
+pub const CRASH_MARKS: [&str; 6] = [
+    "panicked at",
+    "Kernel panic",
+    "Internal error:",
+    "Unable to handle kernel",
+    "BUG: ",
+    "Oops",
+];
+
+/// Every ring's transport in the birth: `Perf` with pages x page size = chosen on `cpus` CPUs
+/// for a perf cell, `RingBuf` otherwise (every kernel here has ring buffers).
+pub fn check_transport(birth: &Value, cell: &Cell, cpus: u64) -> Vec<String> {
+    let mut f = Vec::new();
+    for r in birth["body"]["ring_buffers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let t = &r["transport"];
+        let ok = match cell.scenario {
+            Scenario::Perf => {
+                let chosen = r["chosen"].as_u64().unwrap_or(0);
+                t["Perf"]["pages_per_cpu"]
+                    .as_u64()
+                    .map(|p| p * cell.page_size)
+                    == Some(chosen)
+                    && t["Perf"]["cpus"] == cpus
+            }
+            _ => t == "RingBuf",
+        };
+        if !ok {
+            f.push(format!(
+                "ring {}: transport {t} (chosen {}) not as expected for {} on {cpus} CPUs",
+                r["name"], r["chosen"], cell.name
+            ));
+        }
+    }
+    f
+}
+
+/// Everything an e2e/nobtf/perf cell asserts (hub records + console); `cpus`: the guest's.
+pub fn check_e2e(
+    cell: &Cell,
+    records: &[Value],
+    console: &str,
+    expect_btf: bool,
+    cpus: u64,
+) -> Vec<String> {
     let device = cell.device();
     let mut f = Vec::new();
     match find_birth(records, &device) {
-        Some(b) => f.extend(check_birth_on(b, cell.page_size, expect_btf, &cell.pages)),
+        Some(b) => {
+            f.extend(check_birth_on(b, cell.page_size, expect_btf, &cell.pages));
+            f.extend(check_transport(b, cell, cpus));
+        }
         None => f.push(format!("no birth from {device} at the hub")),
+    }
+    for (comm, how, value) in EXITS {
+        let want = serde_json::json!({ how: value });
+        let n = events(records, &device)
+            .filter(|e| e["Exit"]["task"]["comm"] == comm && e["Exit"]["how"] == want)
+            .count();
+        if n != 1 {
+            let seen: Vec<String> = events(records, &device)
+                .filter(|e| e["Exit"]["task"]["comm"] == comm)
+                .map(|e| e["Exit"]["how"].to_string())
+                .collect();
+            f.push(format!(
+                "{n} Exit events of {comm} with {want}, want 1 (its exits seen: {seen:?})"
+            ));
+        }
+    }
+    if let Some(l) = console
+        .lines()
+        .find(|l| CRASH_MARKS.iter().any(|m| l.contains(m)))
+    {
+        f.push(format!(
+            "crash on the console: {}",
+            l.trim_end_matches('\r')
+        ));
     }
     let bind_addrs = || {
         events(records, &device)
@@ -364,7 +454,8 @@ mod tests {
     fn birth(page: u64, chosen: u64, state: Value) -> Value {
         json!({"type": "online", "device": "hwtest-e2e-16k", "body": {
             "page_size": page, "arch": "aarch64", "kernel_btf": true,
-            "ring_buffers": [{"name": "WATCH_EVENTS", "requested": 4096, "chosen": chosen}],
+            "ring_buffers": [{"name": "WATCH_EVENTS", "requested": 4096, "chosen": chosen,
+                "transport": "RingBuf"}],
             "probes": [{"name": "exec", "state": state}]}})
     }
 
@@ -377,6 +468,7 @@ mod tests {
         );
         assert_eq!(Cell::parse("e2e-64k").unwrap().device(), "hwtest-e2e-64k");
         assert!(Cell::parse("e2e-8k").is_err());
+        assert_eq!(Cell::parse("e2e-510").unwrap().page_size, 4096);
         assert!(Cell::parse("boot-4k").is_err());
     }
 
@@ -409,22 +501,66 @@ mod tests {
             json!({"type": "event", "device": d, "event": {"Exec": {"filename": MARKER}}}),
             json!({"type": "offline", "device": d, "body": {"cause": "Shutdown"}}),
         ];
+        for (comm, how, value) in EXITS {
+            recs.push(json!({"type": "event", "device": d, "event": {"Exit": {
+                "task": {"comm": comm}, "how": {how: value}}}}));
+        }
         let console = "x\nHWTEST-RESULT: agent-exit=0 scenario=e2e\n";
-        assert_eq!(check_e2e(&cell, &recs, console, true), Vec::<String>::new());
+        assert_eq!(
+            check_e2e(&cell, &recs, console, true, 2),
+            Vec::<String>::new()
+        );
         assert_eq!(
             check_e2e(
                 &cell,
                 &recs,
                 "HWTEST-RESULT: agent-exit=143 scenario=e2e",
-                true
+                true,
+                2
             )
             .len(),
             1
         );
+        let crashed = format!("[agent] thread 'main' panicked at src/x.rs:1:1\n{console}");
+        let f = check_e2e(&cell, &recs, &crashed, true, 2);
+        assert!(
+            f.len() == 1 && f[0].starts_with("crash on the console"),
+            "{f:?}"
+        );
+        // The crash that ends as a code, or missing: both fail.
+        let last = recs.len() - 1;
+        recs[last]["event"]["Exit"]["how"] = json!({"Code": 139});
+        let f = check_e2e(&cell, &recs, console, true, 2);
+        assert!(f.len() == 1 && f[0].contains("hwtest-crash"), "{f:?}");
+        recs.pop();
+        assert_eq!(check_e2e(&cell, &recs, console, true, 2).len(), 1);
         recs.remove(1);
-        assert_eq!(check_e2e(&cell, &recs, console, true).len(), 1);
+        assert_eq!(check_e2e(&cell, &recs, console, true, 2).len(), 2);
         let nobtf = Cell::parse("nobtf-16k").unwrap();
-        assert!(!check_e2e(&nobtf, &recs, console, true).is_empty());
+        assert!(!check_e2e(&nobtf, &recs, console, true, 2).is_empty());
+    }
+
+    #[test]
+    fn perf_cells_want_perf_rings_and_the_others_ring_buffers() {
+        let perf = Cell::parse("perf-510").unwrap();
+        assert_eq!((perf.scenario, perf.page_size), (Scenario::Perf, 4096));
+        let ring = |t: Value| {
+            json!({"body": {"ring_buffers": [{"name": "PROC_EVENTS", "requested": 262144,
+                "chosen": 262144, "transport": t}]}})
+        };
+        let p = ring(json!({"Perf": {"pages_per_cpu": 64, "cpus": 2}}));
+        assert!(check_transport(&p, &perf, 2).is_empty());
+        assert_eq!(check_transport(&p, &perf, 4).len(), 1, "CPU count");
+        let wrong = ring(json!({"Perf": {"pages_per_cpu": 16, "cpus": 2}}));
+        assert_eq!(
+            check_transport(&wrong, &perf, 2).len(),
+            1,
+            "pages x page size"
+        );
+        let e2e = Cell::parse("e2e-510").unwrap();
+        assert!(check_transport(&ring(json!("RingBuf")), &e2e, 2).is_empty());
+        assert_eq!(check_transport(&p, &e2e, 2).len(), 1);
+        assert_eq!(check_transport(&ring(json!("RingBuf")), &perf, 2).len(), 1);
     }
 
     #[test]

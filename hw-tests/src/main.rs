@@ -26,7 +26,7 @@ const SINK_UP: u64 = 200_000;
 const SINK_DOWN: u64 = 30_000;
 use serde_json::Value;
 
-const USAGE: &str = "usage: hw-tests --agent PATH --kernel PAGES=DIR [--kernel ...] [--hub PATH] [--out DIR] [--timeout S] CELL...\n  CELL: e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k e2e-64k ...";
+const USAGE: &str = "usage: hw-tests --agent PATH --kernel PAGES=DIR [--kernel ...] [--hub PATH] [--out DIR] [--timeout S] CELL...\n  CELL: e2e-16k e2e-4k nobtf-16k ringbuf-negative-16k ringbuf-negative-4k e2e-64k e2e-510 perf-510 perf-16k ...";
 
 struct Args {
     agent: PathBuf,
@@ -140,10 +140,11 @@ impl Ctx {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-agent/agent.example.toml");
         // ext4 is a module in Debian's kernels: loaded, its tracepoints exist (the storage
         // probes attach as on a Pi, whose root filesystem is ext4). The 64K kernel has none.
-        let modules = if pages == "64k" {
-            "virtio_net"
-        } else {
-            "virtio_net ext4"
+        // Bullseye's 5.10 has virtio_pci as a module too (built in from bookworm on).
+        let modules = match pages {
+            "64k" => "virtio_net",
+            "510" => "virtio_pci virtio_net ext4",
+            _ => "virtio_net ext4",
         };
         let st = Command::new(self.here.join("mkinitramfs.sh"))
             .env("HW_TESTS_MODULES", modules)
@@ -335,9 +336,15 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
         f.push(bad.to_string());
     }
     match cell.scenario {
-        Scenario::E2e | Scenario::NoBtf | Scenario::Kprobe | Scenario::Fentry => {
+        Scenario::E2e | Scenario::NoBtf | Scenario::Kprobe | Scenario::Fentry | Scenario::Perf => {
             let btf = cell.scenario != Scenario::NoBtf && ctx.kernel_has_btf(&cell.pages);
-            f.extend(hw_tests::check_e2e(cell, &records, &console, btf));
+            f.extend(hw_tests::check_e2e(
+                cell,
+                &records,
+                &console,
+                btf,
+                guest_cpus(),
+            ));
             if let (Some(s), Some(m)) = (sink, method) {
                 let seen = s.finish();
                 f.extend(hw_tests::signals::check_functions(
@@ -358,6 +365,14 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
         f.push(format!("console: {}", log.display()));
     }
     Ok(f)
+}
+
+/// The guest's CPUs: boot.sh's `-smp` (HW_TESTS_SMP, default 2).
+fn guest_cpus() -> u64 {
+    std::env::var("HW_TESTS_SMP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
 }
 
 fn opt(v: Option<f64>) -> String {
