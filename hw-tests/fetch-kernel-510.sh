@@ -76,12 +76,23 @@ fi
 
 # The newest plain arm64 5.10 image (not -rt, not -cloud) whose .deb the mirror serves: an
 # index can list a security upload the pool no longer (or not yet) has, so each candidate is
-# tried newest first; one already in the cache wins without a download.
+# tried newest first; one already in the cache wins without a download (HW_TESTS_510_FRESH=1
+# ignores the cache and takes the newest served).
 mapfile -t cands < <(apt-cache "${APT_OPTS[@]}" pkgnames linux-image- 2>/dev/null \
     | grep -E "^linux-image-${KPAT}-arm64-unsigned\$" | sort -V -r)
 [ "${#cands[@]}" -gt 0 ] || die "no linux-image-${KPAT}-arm64-unsigned in the bullseye arm64 index"
 PKG=""; deb=""; tried=()
+# A kernel already in the cache wins (runs stay reproducible and offline-capable); else the
+# newest the mirror serves.
 for p in "${cands[@]}"; do
+    [ "${HW_TESTS_510_FRESH:-0}" = 1 ] && break
+    for f in "$DEBS/${p}"_*_arm64.deb; do
+        if [ -s "$f" ] && dpkg-deb --info "$f" >/dev/null 2>&1; then
+            log "cached:      $(basename "$f")"; PKG="$p"; deb="$f"; break 2
+        fi
+    done
+done
+[ -n "$PKG" ] || for p in "${cands[@]}"; do
     mapfile -t vers < <(apt-cache "${APT_OPTS[@]}" madison "$p" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -V -r -u)
     for v in "${vers[@]}"; do
         f="$DEBS/${p}_${v//:/%3a}_arm64.deb"
