@@ -153,15 +153,21 @@ fn has_line(console: &str, needle: &str) -> bool {
     console.lines().any(|l| l.contains(needle))
 }
 
-/// `NAME requested->chosen` for the summary.
+/// `NAME requested->chosen` for the summary (`/cpu[<pages>p x<cpus>]` after perf buffers).
 pub fn ring_summary(birth: &Value) -> Vec<String> {
     birth["body"]["ring_buffers"]
         .as_array()
         .map(|rs| {
             rs.iter()
                 .map(|r| {
+                    let perf = &r["transport"]["Perf"];
+                    let how = if perf.is_null() {
+                        String::new()
+                    } else {
+                        format!("/cpu[{}p x{}]", perf["pages_per_cpu"], perf["cpus"])
+                    };
                     format!(
-                        "{} {}->{}",
+                        "{} {}->{}{how}",
                         r["name"].as_str().unwrap_or("?"),
                         r["requested"],
                         r["chosen"]
