@@ -22,13 +22,15 @@ echo "== clippy (user crates)"
 cargo clippy --workspace --exclude firmware-agent-ebpf --all-targets -- -D warnings
 echo "== clippy (BPF crate, $nightly)"
 cargo +"$nightly" clippy -p firmware-agent-ebpf --bins --target bpfel-unknown-none -Z build-std=core -- -D warnings
+echo "== clippy (BPF crate, perf-buffer build, $nightly)"
+cargo +"$nightly" clippy -p firmware-agent-ebpf --features perf --bins --target bpfel-unknown-none -Z build-std=core -- -D warnings
 echo "== build"
 cargo build --workspace --exclude firmware-agent-ebpf --all-targets
 echo "== tests (real kernel, real mosquitto)"
 step cargo test --workspace --exclude firmware-agent-ebpf
 echo "== fuzzing (bounded: 20 s per target; bash scripts/fuzz.sh 600 for a longer run)"
 step bash scripts/fuzz.sh 20
-echo "== emulated boards (hw-tests: 16K, 4K, no-BTF, 64K, negative controls)"
+echo "== emulated boards (hw-tests: 16K, 4K, no-BTF, 64K, 5.10, perf buffers, negative controls)"
 step bash hw-tests/run.sh
 echo "== fleet: image injector (unit + QEMU boot of the injected image), Buildroot tree, unit, .deb, cross"
 step env FIRMWARE_AGENT_REQUIRE_REAL=1 FIRMWARE_AGENT_BIN=target/aarch64-unknown-linux-musl/release/firmware-agent \

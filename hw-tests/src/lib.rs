@@ -4,7 +4,10 @@
 
 use serde_json::Value;
 
+pub mod outcome;
 pub mod signals;
+
+pub use outcome::{CRASH_MARKS, EXITS};
 
 /// Port the guest's busybox `httpd` binds on 0.0.0.0 (hw-tests/init.sh, `trigger_events`).
 pub const BIND_PORT: u64 = 4242;
@@ -248,59 +251,14 @@ pub fn check_birth_on(birth: &Value, page_size: u64, expect_btf: bool, pages: &s
     f
 }
 
-fn events<'a>(records: &'a [Value], device: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+pub(crate) fn events<'a>(
+    records: &'a [Value],
+    device: &'a str,
+) -> impl Iterator<Item = &'a Value> + 'a {
     records
         .iter()
         .filter(move |v| v["type"] == "event" && v["device"] == device)
         .map(|v| &v["event"])
-}
-
-/// The exit triggers (scripts in the initramfs; init.sh runs each once) and how each ends.
-pub const EXITS: [(&str, &str, i64); 3] = [
-    ("hwtest-marker", "Code", 0),
-    ("hwtest-exit3", "Code", 3),
-    ("hwtest-crash", "Signal", 11),
-];
-
-/// Console text that means something crashed: the agent (a Rust panic) or the kernel.
-pub const CRASH_MARKS: [&str; 6] = [
-    "panicked at",
-    "Kernel panic",
-    "Internal error:",
-    "Unable to handle kernel",
-    "BUG: ",
-    "Oops",
-];
-
-/// Every ring's transport in the birth: `Perf` with pages x page size = chosen on `cpus` CPUs
-/// for a perf cell, `RingBuf` otherwise (every kernel here has ring buffers).
-pub fn check_transport(birth: &Value, cell: &Cell, cpus: u64) -> Vec<String> {
-    let mut f = Vec::new();
-    for r in birth["body"]["ring_buffers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let t = &r["transport"];
-        let ok = match cell.scenario {
-            Scenario::Perf => {
-                let chosen = r["chosen"].as_u64().unwrap_or(0);
-                t["Perf"]["pages_per_cpu"]
-                    .as_u64()
-                    .map(|p| p * cell.page_size)
-                    == Some(chosen)
-                    && t["Perf"]["cpus"] == cpus
-            }
-            _ => t == "RingBuf",
-        };
-        if !ok {
-            f.push(format!(
-                "ring {}: transport {t} (chosen {}) not as expected for {} on {cpus} CPUs",
-                r["name"], r["chosen"], cell.name
-            ));
-        }
-    }
-    f
 }
 
 /// Everything an e2e/nobtf/perf cell asserts (hub records + console); `cpus`: the guest's.
@@ -316,34 +274,12 @@ pub fn check_e2e(
     match find_birth(records, &device) {
         Some(b) => {
             f.extend(check_birth_on(b, cell.page_size, expect_btf, &cell.pages));
-            f.extend(check_transport(b, cell, cpus));
+            f.extend(outcome::check_transport(b, cell, cpus));
         }
         None => f.push(format!("no birth from {device} at the hub")),
     }
-    for (comm, how, value) in EXITS {
-        let want = serde_json::json!({ how: value });
-        let n = events(records, &device)
-            .filter(|e| e["Exit"]["task"]["comm"] == comm && e["Exit"]["how"] == want)
-            .count();
-        if n != 1 {
-            let seen: Vec<String> = events(records, &device)
-                .filter(|e| e["Exit"]["task"]["comm"] == comm)
-                .map(|e| e["Exit"]["how"].to_string())
-                .collect();
-            f.push(format!(
-                "{n} Exit events of {comm} with {want}, want 1 (its exits seen: {seen:?})"
-            ));
-        }
-    }
-    if let Some(l) = console
-        .lines()
-        .find(|l| CRASH_MARKS.iter().any(|m| l.contains(m)))
-    {
-        f.push(format!(
-            "crash on the console: {}",
-            l.trim_end_matches('\r')
-        ));
-    }
+    f.extend(outcome::check_exits(records, &device));
+    f.extend(outcome::check_no_crash(console));
     let bind_addrs = || {
         events(records, &device)
             .filter(|e| !e["Bind"].is_null())
@@ -453,141 +389,4 @@ pub fn check_ringbuf_negative(cell: &Cell, console: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn birth(page: u64, chosen: u64, state: Value) -> Value {
-        json!({"type": "online", "device": "hwtest-e2e-16k", "body": {
-            "page_size": page, "arch": "aarch64", "kernel_btf": true,
-            "ring_buffers": [{"name": "WATCH_EVENTS", "requested": 4096, "chosen": chosen,
-                "transport": "RingBuf"}],
-            "probes": [{"name": "exec", "state": state}]}})
-    }
-
-    #[test]
-    fn cells_parse() {
-        let c = Cell::parse("ringbuf-negative-16k").unwrap();
-        assert_eq!(
-            (c.scenario, c.page_size),
-            (Scenario::RingbufNegative, 16384)
-        );
-        assert_eq!(Cell::parse("e2e-64k").unwrap().device(), "hwtest-e2e-64k");
-        assert!(Cell::parse("e2e-8k").is_err());
-        assert_eq!(Cell::parse("e2e-510").unwrap().page_size, 4096);
-        assert!(Cell::parse("boot-4k").is_err());
-    }
-
-    #[test]
-    fn birth_rules() {
-        assert!(check_birth(&birth(16384, 16384, json!("Attached")), 16384, true).is_empty());
-        // 4096 on a 16K kernel: the original bug.
-        let f = check_birth(&birth(16384, 4096, json!("Attached")), 16384, true);
-        assert!(f.iter().any(|m| m.contains("not a multiple")), "{f:?}");
-        let f = check_birth(
-            &birth(16384, 16384, json!({"Skipped": {"reason": "x"}})),
-            16384,
-            true,
-        );
-        assert!(f.iter().any(|m| m.contains("not attached")), "{f:?}");
-        let f = check_birth(&birth(16384, 16384, json!("Attached")), 4096, false);
-        assert_eq!(f.len(), 2, "{f:?}"); // page size and btf
-    }
-
-    #[test]
-    fn e2e_rules() {
-        let cell = Cell::parse("e2e-16k").unwrap();
-        let d = "hwtest-e2e-16k";
-        let mut recs = vec![
-            birth(16384, 16384, json!("Attached")),
-            json!({"type": "event", "device": d, "event": {"Bind": {"task": {"comm": "httpd"}, "ret": 0,
-                "addr": {"V4": {"ip": [0, 0, 0, 0], "port": 4242}}}}}),
-            json!({"type": "event", "device": d, "event": {"Bind": {"task": {"comm": "nc"}, "ret": 0,
-                "addr": {"V6": {"ip": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "port": 4243, "scope_id": 0}}}}}),
-            json!({"type": "event", "device": d, "event": {"Exec": {"filename": MARKER}}}),
-            json!({"type": "offline", "device": d, "body": {"cause": "Shutdown"}}),
-        ];
-        for (comm, how, value) in EXITS {
-            recs.push(json!({"type": "event", "device": d, "event": {"Exit": {
-                "task": {"comm": comm}, "how": {how: value}}}}));
-        }
-        let console = "x\nHWTEST-RESULT: agent-exit=0 scenario=e2e\n";
-        assert_eq!(
-            check_e2e(&cell, &recs, console, true, 2),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            check_e2e(
-                &cell,
-                &recs,
-                "HWTEST-RESULT: agent-exit=143 scenario=e2e",
-                true,
-                2
-            )
-            .len(),
-            1
-        );
-        let crashed = format!("[agent] thread 'main' panicked at src/x.rs:1:1\n{console}");
-        let f = check_e2e(&cell, &recs, &crashed, true, 2);
-        assert!(
-            f.len() == 1 && f[0].starts_with("crash on the console"),
-            "{f:?}"
-        );
-        // The crash that ends as a code, or missing: both fail.
-        let last = recs.len() - 1;
-        recs[last]["event"]["Exit"]["how"] = json!({"Code": 139});
-        let f = check_e2e(&cell, &recs, console, true, 2);
-        assert!(f.len() == 1 && f[0].contains("hwtest-crash"), "{f:?}");
-        recs.pop();
-        assert_eq!(check_e2e(&cell, &recs, console, true, 2).len(), 1);
-        recs.remove(1);
-        assert_eq!(check_e2e(&cell, &recs, console, true, 2).len(), 2);
-        let nobtf = Cell::parse("nobtf-16k").unwrap();
-        assert!(!check_e2e(&nobtf, &recs, console, true, 2).is_empty());
-    }
-
-    #[test]
-    fn perf_cells_want_perf_rings_and_the_others_ring_buffers() {
-        let perf = Cell::parse("perf-510").unwrap();
-        assert_eq!((perf.scenario, perf.page_size), (Scenario::Perf, 4096));
-        let ring = |t: Value| {
-            json!({"body": {"ring_buffers": [{"name": "PROC_EVENTS", "requested": 262144,
-                "chosen": 262144, "transport": t}]}})
-        };
-        let p = ring(json!({"Perf": {"pages_per_cpu": 64, "cpus": 2}}));
-        assert!(check_transport(&p, &perf, 2).is_empty());
-        assert_eq!(check_transport(&p, &perf, 4).len(), 1, "CPU count");
-        let wrong = ring(json!({"Perf": {"pages_per_cpu": 16, "cpus": 2}}));
-        assert_eq!(
-            check_transport(&wrong, &perf, 2).len(),
-            1,
-            "pages x page size"
-        );
-        let e2e = Cell::parse("e2e-510").unwrap();
-        assert!(check_transport(&ring(json!("RingBuf")), &e2e, 2).is_empty());
-        assert_eq!(check_transport(&p, &e2e, 2).len(), 1);
-        assert_eq!(check_transport(&ring(json!("RingBuf")), &perf, 2).len(), 1);
-    }
-
-    #[test]
-    fn console_parsing() {
-        let c = "HWTEST-RSS: 5120 phase=ready\r\nHWTEST-RSS: 6000 phase=before-stop\nHWTEST-RESULT: a\nHWTEST-RESULT: b\n";
-        assert_eq!(rss_kb(c, "ready"), Some(5120));
-        assert_eq!(rss_kb(c, "before-stop"), Some(6000));
-        assert_eq!(result_line(c), Some("b"));
-        let r = "HWTEST-INFO: agent started pid=9 uptime=1.50s args=x\nHWTEST-INFO: agent ready (log matched 'mqtt: connected', poll 2) uptime=2.25s\r";
-        assert_eq!(guest_ready_s(r), Some(0.75));
-        let b = "HWTEST-BOOT: host_to_init=1.85s\nHWTEST-BOOT: total=9.10s qemu_exit=0";
-        assert_eq!(boot_figure(b, "host_to_init"), Some(1.85));
-        assert_eq!(boot_figure(b, "total"), Some(9.10));
-    }
-
-    #[test]
-    fn selftest_rules() {
-        let c16 = Cell::parse("ringbuf-negative-16k").unwrap();
-        let ok16 = "raw_ringbuf bytes=4096 result=EINVAL (Invalid argument)\nsized_ringbuf requested=4096 chosen=16384 max_entries=16384 result=ok\nselftest-ringbuf PASS\nHWTEST-RESULT: selftest-exit=0 pagesize=16384 scenario=ringbuf-negative";
-        assert!(check_ringbuf_negative(&c16, ok16).is_empty());
-        let c4 = Cell::parse("ringbuf-negative-4k").unwrap();
-        assert_eq!(check_ringbuf_negative(&c4, ok16).len(), 2);
-    }
-}
+mod tests;
