@@ -24,12 +24,23 @@ echo "== clippy (BPF crate, $nightly)"
 cargo +"$nightly" clippy -p firmware-agent-ebpf --bins --target bpfel-unknown-none -Z build-std=core -- -D warnings
 echo "== clippy (BPF crate, perf-buffer build, $nightly)"
 cargo +"$nightly" clippy -p firmware-agent-ebpf --features perf --bins --target bpfel-unknown-none -Z build-std=core -- -D warnings
+# The emulated boards' kernels (downloads, and the 64K kernel built from source: ~12 min of
+# CPU on 2 cores when not cached) are prepared in the background at the lowest priority, so the
+# build and the tests (much of their time spent waiting on brokers and timers) keep the CPU
+# first. hw-tests/run.sh, later, finds them cached; if this failed, it tries again itself.
+mkdir -p target
+setsid nice -n 19 bash -c 'hw-tests/fetch-kernels.sh && hw-tests/build-kernel-64k.sh \
+    && hw-tests/fetch-kernel-510.sh' >target/hw-kernels-prefetch.log 2>&1 &
+prefetch=$!
+# Its own process group: stopped with everything it started if this script ends early.
+trap 'rm -f "$log"; kill -- -"$prefetch" 2>/dev/null || true' EXIT
 echo "== build"
 cargo build --workspace --exclude firmware-agent-ebpf --all-targets
 echo "== tests (real kernel, real mosquitto)"
 step cargo test --workspace --exclude firmware-agent-ebpf
 echo "== fuzzing (bounded: 20 s per target; bash scripts/fuzz.sh 600 for a longer run)"
 step bash scripts/fuzz.sh 20
+wait "$prefetch" || echo "hw-tests kernels: the background preparation failed (target/hw-kernels-prefetch.log); hw-tests/run.sh tries again"
 echo "== emulated boards (hw-tests: 16K, 4K, no-BTF, 64K, 5.10, perf buffers, negative controls)"
 step bash hw-tests/run.sh
 echo "== fleet: image injector (unit + QEMU boot of the injected image), Buildroot tree, unit, .deb, cross"
