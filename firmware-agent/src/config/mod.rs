@@ -538,23 +538,8 @@ fn read_layer(path: &Path) -> Result<toml::Table, ConfigError> {
         path: path.into(),
         message: e.to_string(),
     })?;
-    let has_password = table.get("mqtt").and_then(|m| m.get("password")).is_some();
-    if has_password {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)
-            .map_err(|source| ConfigError::Read {
-                path: path.into(),
-                source,
-            })?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(ConfigError::InsecurePassword {
-                path: path.into(),
-                mode,
-            });
-        }
+    if table.get("mqtt").and_then(|m| m.get("password")).is_some() {
+        secret::check(path)?;
     }
     Ok(table)
 }
@@ -585,5 +570,6 @@ pub fn sanitize_device_id(raw: &str) -> String {
         .collect()
 }
 
+mod secret;
 #[cfg(test)]
 mod tests;
