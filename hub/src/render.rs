@@ -238,7 +238,7 @@ pub fn json(outcome: &Outcome) -> Vec<Value> {
         } => {
             let mut out = Vec::new();
             if let Some(g) = gap {
-                out.push(json!({"type": "gap", "device": device, "expected": g.expected, "got": g.got, "lost": g.lost}));
+                out.push(gap_json(device, g));
             }
             match message {
                 Message::Events(b) => out.extend(batch_json(device, b)),
@@ -249,12 +249,22 @@ pub fn json(outcome: &Outcome) -> Vec<Value> {
     }
 }
 
+/// The record for a gap in a stream's sequence numbers.
+fn gap_json(device: &str, g: &Gap) -> Value {
+    json!({"type": "gap", "device": device, "expected": g.expected, "got": g.got, "lost": g.lost})
+}
+
+/// One record per drop source a batch reports.
+fn drops_json<'a>(device: &'a str, b: &'a EventBatch) -> impl Iterator<Item = Value> + 'a {
+    b.drops.iter().map(move |d| {
+        json!({"type": "drops", "device": device, "boot_id": b.boot_id.as_str(), "run_id": b.run_id, "seq": b.seq, "source": d.source.as_str(), "count": d.count})
+    })
+}
+
 fn batch_json(device: &str, b: &EventBatch) -> Vec<Value> {
     let (boot_id, run_id, seq) = (b.boot_id.as_str(), b.run_id, b.seq);
     let mut out = Vec::new();
-    for d in &b.drops {
-        out.push(json!({"type": "drops", "device": device, "boot_id": boot_id, "run_id": run_id, "seq": seq, "source": d.source.as_str(), "count": d.count}));
-    }
+    out.extend(drops_json(device, b));
     for ev in &b.events {
         let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
         if let (Event::Bind(e), Some(obj)) = (ev, v.get_mut("Bind").and_then(Value::as_object_mut))

@@ -20,8 +20,7 @@ pub fn write_json(outcome: &Outcome, out: &mut impl Write) -> io::Result<()> {
     } = outcome
     {
         if let Some(g) = gap {
-            let gap = serde_json::json!({"type": "gap", "device": device, "expected": g.expected, "got": g.got, "lost": g.lost});
-            writeln!(out, "{gap}")?;
+            writeln!(out, "{}", super::gap_json(device, g))?;
         }
         return write_batch(device, batch, out);
     }
@@ -32,8 +31,7 @@ pub fn write_json(outcome: &Outcome, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn write_batch(device: &str, b: &EventBatch, out: &mut impl Write) -> io::Result<()> {
-    for d in &b.drops {
-        let record = serde_json::json!({"type": "drops", "device": device, "boot_id": b.boot_id.as_str(), "run_id": b.run_id, "seq": b.seq, "source": d.source.as_str(), "count": d.count});
+    for record in super::drops_json(device, b) {
         writeln!(out, "{record}")?;
     }
     for ev in &b.events {
