@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{MapData, PerfEventArray, RingBuf},
+    maps::{MapData, PerfEventArray},
 };
 use edge_wire::{RingBufferInfo, RingTransport};
 use firmware_agent_common::{Ring, Transport, WAKE_AFTER_NS};
@@ -21,7 +21,7 @@ use firmware_agent_common::{Ring, Transport, WAKE_AFTER_NS};
 use crate::{
     config::{Config, TransportChoice},
     perfbuf::{PerfRing, pages_per_cpu},
-    ringbuf::{RingPlan, WakeTimes, choose_size},
+    ringbuf::{MappedRing, RingPlan, WakeTimes, choose_size},
 };
 
 /// Picks the transport: forced by `probes.transport`, or for `auto` ring buffers if the kernel
@@ -159,7 +159,7 @@ pub fn info(
 
 /// A ring's records, ready to be read.
 pub enum Source {
-    Ring(RingBuf<MapData>),
+    Ring(MappedRing),
     Perf(PerfRing),
 }
 
@@ -179,10 +179,17 @@ pub fn take(
         .take_map(name)
         .with_context(|| format!("{name} map missing"))?;
     match info.transport {
-        RingTransport::RingBuf => Ok(Source::Ring(
-            map.try_into()
-                .with_context(|| format!("{name} is not a ring buffer"))?,
-        )),
+        RingTransport::RingBuf => {
+            let aya::maps::Map::RingBuf(data) = map else {
+                anyhow::bail!("{name} is not a ring buffer");
+            };
+            let size = usize::try_from(info.chosen).context("ring size")?;
+            let page = usize::try_from(page_size).context("page size")?;
+            Ok(Source::Ring(
+                MappedRing::new(data, size, page)
+                    .with_context(|| format!("mapping {name} ({size} B)"))?,
+            ))
+        }
         RingTransport::Perf { pages_per_cpu, .. } => {
             let mut array: PerfEventArray<MapData> = map
                 .try_into()
