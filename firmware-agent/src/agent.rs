@@ -238,6 +238,11 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             stop.clone(),
         );
         drop(tx);
+        // Cancelled if the agent stops first (dropped with this block).
+        let _settled = smol::spawn(async {
+            smol::Timer::after(STARTUP_SETTLE).await;
+            release_startup_pages();
+        });
         let batcher = smol::spawn(
             BatchLoop {
                 origin: origin.clone(),
@@ -293,4 +298,22 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
         ),
     }
     Ok(())
+}
+
+/// How long after the readers start the binary's start-up pages are released.
+const STARTUP_SETTLE: Duration = Duration::from_secs(5);
+
+/// `residency::release_startup_pages`, with one log line saying what happened.
+fn release_startup_pages() {
+    match crate::residency::release_startup_pages() {
+        Ok(bytes) => log::info!(
+            "memory: start-up over; the binary's pages ({} kB mapped) handed back to the kernel, \
+             the steady state reads back only what it runs",
+            bytes / 1024
+        ),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => log::info!(
+            "memory: this kernel cannot reclaim the binary's start-up pages (MADV_PAGEOUT, Linux 5.4); they stay resident"
+        ),
+        Err(e) => log::warn!("memory: releasing the binary's start-up pages: {e}"),
+    }
 }

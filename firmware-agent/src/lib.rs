@@ -17,6 +17,7 @@ pub mod probes;
 pub mod procs;
 pub mod publish;
 pub mod queue;
+pub mod residency;
 pub mod ringbuf;
 pub mod selftest;
 pub mod summary;
