@@ -23,3 +23,4 @@ pub mod selftest;
 pub mod summary;
 pub mod tracefs;
 pub mod transport;
+pub mod wakeups;

@@ -18,7 +18,7 @@
 mod buffer;
 
 use std::{
-    os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::AsFd,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
@@ -26,7 +26,10 @@ use std::{
 use aya::maps::{MapData, MapError, PerfEventArray};
 
 pub use self::buffer::{Item, PerfBuffer};
-use crate::ringbuf::{SizeError, choose_size};
+use crate::{
+    ringbuf::{SizeError, choose_size},
+    wakeups::EdgeSet,
+};
 
 /// Pages per CPU for `requested` bytes on a kernel with `page_size`: a power of two, so that
 /// pages x page size is the smallest power of two >= max(requested, page size).
@@ -54,7 +57,7 @@ pub enum PerfError {
 /// becomes readable when a buffer crosses its watermark).
 pub struct PerfRing {
     buffers: Vec<PerfBuffer>,
-    epoll: OwnedFd,
+    epoll: EdgeSet,
     /// The map the buffers are set in: the kernel empties a perf event array when its last
     /// user-space handle closes, so the reader keeps it.
     _map: Option<PerfEventArray<MapData>>,
@@ -69,13 +72,7 @@ impl PerfRing {
         pages: usize,
         page: usize,
     ) -> Result<Self, PerfError> {
-        // SAFETY: plain syscall; the fd is owned at once.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if ep < 0 {
-            return Err(PerfError::Epoll(std::io::Error::last_os_error()));
-        }
-        // SAFETY: a new fd nothing else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        let epoll = EdgeSet::new().map_err(PerfError::Epoll)?;
         // A quarter of the buffer, like the ring buffers' wake-up threshold.
         let watermark = u32::try_from((pages * page) >> firmware_agent_common::WAKE_FILL_SHIFT)
             .unwrap_or(u32::MAX)
@@ -85,22 +82,9 @@ impl PerfRing {
             let buf = PerfBuffer::open(cpu, pages, page, watermark)?;
             map.set(cpu, &buf)
                 .map_err(|source| PerfError::Set { cpu, source })?;
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: u64::from(cpu),
-            };
-            // SAFETY: valid fds and event.
-            if unsafe {
-                libc::epoll_ctl(
-                    epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    buf.as_fd().as_raw_fd(),
-                    &mut ev,
-                )
-            } < 0
-            {
-                return Err(PerfError::Epoll(std::io::Error::last_os_error()));
-            }
+            epoll
+                .add(buf.as_fd(), u64::from(cpu))
+                .map_err(PerfError::Epoll)?;
             buffers.push(buf);
         }
         Ok(Self {
@@ -114,34 +98,6 @@ impl PerfRing {
     pub fn holding(mut self, map: PerfEventArray<MapData>) -> Self {
         self._map = Some(map);
         self
-    }
-
-    /// Takes pending wake-ups without waiting.
-    fn take(&self) -> std::io::Result<()> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        loop {
-            // SAFETY: a valid buffer of 16 events; timeout 0 never blocks.
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, 0) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n < 16 {
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// The epoll fd, for the executor (the ring itself stays with the reader).
-struct EpollFd(OwnedFd);
-
-impl AsFd for EpollFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
     }
 }
 
@@ -160,10 +116,10 @@ where
     F: FnMut(&[u8]) -> Option<T>,
     S: std::future::Future<Output = ()>,
 {
-    let wake = smol::Async::new(EpollFd(ring.epoll.try_clone()?))?;
+    let wake = smol::Async::new(ring.epoll.try_clone()?)?;
     let mut stop = std::pin::pin!(stop);
     loop {
-        ring.take()?;
+        ring.epoll.take()?;
         if !forward(&mut ring, &mut decode, lost, &tx).await {
             return Ok(());
         }

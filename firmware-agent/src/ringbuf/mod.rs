@@ -6,24 +6,20 @@
 //!
 //! The probes submit most records without waking the reader (`firmware_agent_common::
 //! WAKE_AFTER_NS`): it is woken when its ring is a quarter full or its last wake-up is that
-//! old. So the reader waits on its ring through an epoll set of its own, edge-triggered and
-//! registered once (re-arming a ring's registration would report the unannounced records at
-//! once and undo the batching), and sleeps with a timeout while records may sit unannounced.
+//! old. So the reader waits on its ring through an edge-triggered epoll set of its own
+//! (`wakeups::EdgeSet`), and sleeps with a timeout while records may sit unannounced.
 //! The records are read through `mapped`, which maps each data page once.
 
 mod mapped;
 
 pub use mapped::{MappedRing, RingError};
 
-use std::{
-    os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
-    time::Duration,
-};
+use std::{os::fd::AsFd, time::Duration};
 
 use aya::maps::{Array, MapData};
 use firmware_agent_common::{Ring, WAKE_AFTER_NS};
 
-use crate::{batch::monotonic_ns, config::MAX_RING_BYTES};
+use crate::{batch::monotonic_ns, config::MAX_RING_BYTES, wakeups::EdgeSet};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SizeError {
@@ -72,57 +68,6 @@ pub fn unannounced_for(now_ns: u64, last_wake_ns: u64) -> Option<Duration> {
     (since < WAKE_AFTER_NS).then(|| Duration::from_nanos(WAKE_AFTER_NS - since + 1_000_000))
 }
 
-/// An epoll set holding one ring buffer's fd, edge-triggered and registered once: it becomes
-/// readable only when the probes wake the ring, never for records submitted without a wake-up.
-struct Wakeups(OwnedFd);
-
-impl Wakeups {
-    fn new(ring: BorrowedFd<'_>) -> std::io::Result<Self> {
-        // SAFETY: plain syscalls on fds we own or borrow; the new fd is owned at once.
-        unsafe {
-            let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-            if ep < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let ep = OwnedFd::from_raw_fd(ep);
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: 0,
-            };
-            if libc::epoll_ctl(
-                ep.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                ring.as_raw_fd(),
-                &mut ev,
-            ) < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(Self(ep))
-        }
-    }
-
-    /// Takes the pending edge, if any, without waiting (so the set is readable again only for
-    /// a wake-up that comes after this).
-    fn take(&self) -> std::io::Result<()> {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: one valid epoll_event slot; timeout 0 never blocks.
-        if unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, 0) } < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl AsFd for Wakeups {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
 /// Awaits `ring` on the current executor, turns every record into a `T` with `decode` and
 /// sends it on `tx` (waiting when the consumer is behind: the kernel then counts drops), until
 /// `stop` resolves; then drains what is left once and returns. `policy`: the published ring
@@ -139,7 +84,9 @@ where
     F: FnMut(&[u8]) -> Option<T>,
     S: std::future::Future<Output = ()>,
 {
-    let wakeups = smol::Async::new(Wakeups::new(ring.as_fd())?)?;
+    let set = EdgeSet::new()?;
+    set.add(ring.as_fd(), 0)?;
+    let wakeups = smol::Async::new(set)?;
     let mut stop = std::pin::pin!(stop);
     let mut timer = smol::Timer::never();
     loop {

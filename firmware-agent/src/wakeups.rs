@@ -1,0 +1,75 @@
+//! An edge-triggered epoll set over the fds a reader waits on (a ring buffer's map fd, or one
+//! perf event per CPU), each registered once: the set becomes readable only for a wake-up
+//! that comes after the last `take`, never again for records already announced or submitted
+//! without one (re-arming a registration would report those at once and undo the probes'
+//! batched wake-ups). Ring buffers and perf buffers both wait through it.
+
+use std::{
+    io,
+    os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+};
+
+pub struct EdgeSet(OwnedFd);
+
+impl EdgeSet {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the new fd is owned at once.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new fd nothing else owns.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(ep) }))
+    }
+
+    /// Adds `fd`, readable-edge-triggered, with `token` as its event data.
+    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: valid fds and event.
+        if unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        } < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Takes every pending edge without waiting.
+    pub fn take(&self) -> io::Result<()> {
+        const N: usize = 16;
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; N];
+        loop {
+            // SAFETY: a valid buffer of N events; timeout 0 never blocks.
+            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), evs.as_mut_ptr(), N as i32, 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if (n as usize) < N {
+                return Ok(());
+            }
+        }
+    }
+
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self(self.0.try_clone()?))
+    }
+}
+
+impl AsFd for EdgeSet {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
