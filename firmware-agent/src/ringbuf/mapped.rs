@@ -98,6 +98,9 @@ pub struct MappedRing {
     /// A record that wraps around the end, copied out.
     scratch: Vec<u8>,
     wrapped: u64,
+    /// The producer position last read: reloaded only once the reader has caught up with it,
+    /// so a busy ring does not pull the producer's cache line over for every record.
+    prod: usize,
     map: MapData,
 }
 
@@ -125,6 +128,7 @@ impl MappedRing {
             page,
             "the producer and data pages",
         )?;
+        let prod = producer.position().load(Ordering::Acquire);
         Ok(Self {
             consumer,
             producer,
@@ -132,6 +136,7 @@ impl MappedRing {
             size,
             scratch: Vec::new(),
             wrapped: 0,
+            prod,
             map,
         })
     }
@@ -151,17 +156,20 @@ impl MappedRing {
     pub fn read_next<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         loop {
             let cons = self.consumer.position().load(Ordering::Relaxed);
-            let mut prod = self.producer.position().load(Ordering::Acquire);
-            if cons == prod {
+            if cons == self.prod {
+                self.prod = self.producer.position().load(Ordering::Acquire);
+            }
+            if cons == self.prod {
                 // Caught up: order our last release of space before looking again, so either
                 // this sees a record committed meanwhile or its producer sees the new consumer
                 // position and wakes us (the kernel's default policy).
                 fence(Ordering::SeqCst);
-                prod = self.producer.position().load(Ordering::Acquire);
-                if cons == prod {
+                self.prod = self.producer.position().load(Ordering::Acquire);
+                if cons == self.prod {
                     return None;
                 }
             }
+            let prod = self.prod;
             // SAFETY: records are 8-byte aligned and the data size a multiple of 8, so the
             // header never wraps; the kernel commits it with a fully ordered exchange.
             let header = unsafe { &*self.data(cons).cast::<AtomicU32>() }.load(Ordering::Acquire);
