@@ -11,6 +11,8 @@
 #                           (use '_' for spaces: fa.ready_log=probes_attached)
 #   fa.ready_timeout=S      upper bound for fa.ready_log polling (default 30)
 #   fa.linger=SECONDS       e2e/nobtf: keep the agent running this long after the triggers (default 3)
+#   fa.idle=SECONDS         agent scenarios: leave the agent idle this long after ready, then print
+#                           HWTEST-RSS/HWTEST-MEM phase=idle (default 0: no idle phase)
 #   fa.stop_timeout=S       how long to wait for the agent after SIGTERM before SIGKILL (default 15)
 #   fa.run=PATH             'run' scenario: program to execute (args: fa.args=a,b,c)
 #   fa.sink=HOST:PORT       kprobe: a TCP sink on the host; init sends fa.sink_bytes to it with
@@ -158,6 +160,90 @@ print_rss() { # HWTEST-RSS: <VmRSS kB of the agent> phase=<when>
     echo "HWTEST-RSS: ${r:-unknown} phase=$1"
 }
 
+# HWTEST-MEM: phase=<p> KEY=kB...: the agent's memory by component (parsed by
+# hw-tests/src/memory.rs; keep the keys in step). /proc/<pid>/status: vmrss rssanon rssfile
+# rssshmem pte (VmPTE) threads (a count). /proc/<pid>/smaps, Rss summed per mapping: bin (the
+# agent's file, its written .data included; bin_anon: that part), bpfmap (anon_inode:bpf-map:
+# the ring buffer mmaps), perf (anon_inode:[perf_event]: perf buffers), stack ([stack] and each
+# thread's stack: the mapping holding the SP in task/*/syscall; stacks: how many), anon ([heap]
+# and the other anonymous mappings: the allocator), other (vdso...), maps (all of smaps);
+# bpfmap_vsz/perf_vsz: those mappings' Size. /proc/<pid>/fdinfo: k_ringbuf (ring buffer maps'
+# memlock), k_maps (every map's, rings included), k_progs (programs'): kernel memory the agent
+# holds outside its RSS. /proc/vmallocinfo (the whole guest, where the agent is the only BPF
+# user): vm_progs (bpf_prog_alloc_no_stats: every program and, once JITed with BPF-to-BPF calls,
+# each of its functions again; vm_progs_n: how many allocations) and vm_jit (the JIT's pack).
+# At phase=idle also one "HWTEST-MAP: size= rss= anon= <range> <perms> <category> <name>" line
+# per mapping with resident pages (kB), for the console log.
+print_mem() {
+    p=/proc/$AGENT_PID
+    # One grep (-H: "file:line") so that an fd or thread gone meanwhile is skipped, not fatal.
+    grep -H . $p/task/*/syscall $p/fdinfo/* $p/status $p/smaps /proc/vmallocinfo 2>/dev/null \
+    | awk -v phase="$1" -v pg="${PAGESIZE:-4096}" '
+        function pad(h) { sub(/^0x/, "", h); while (length(h) < 16) h = "0" h; return h }
+        function kb(b) { return int((b + 1023) / 1024) }
+        {
+            i = index($0, ":"); f = substr($0, 1, i - 1); n = split(substr($0, i + 1), w, " ")
+            if (f != lastf) { lastf = f; kind = "" }
+        }
+        f ~ /\/syscall$/ { if (n >= 3 && w[1] != "running") sp[++nsp] = pad(w[n - 1]); next }
+        f ~ /\/fdinfo\// {
+            if (w[1] == "map_type:") kind = (w[2] == 27) ? "ringbuf" : "map"
+            else if (w[1] == "prog_type:") kind = "prog"
+            else if (w[1] == "memlock:" && kind != "") {
+                k[kind] += w[2]; if (kind == "ringbuf") k["map"] += w[2]
+            }
+            next
+        }
+        f ~ /\/status$/ { st[w[1]] = w[2]; next }
+        f == "/proc/vmallocinfo" {
+            v = ""
+            if (w[3] ~ /^bpf_prog_alloc_no_stats/) v = "progs"
+            else if (w[3] ~ /^(bpf_jit_alloc_exec|execmem)/) v = "jit"
+            if (v != "") for (j = 4; j <= n; j++) if (w[j] ~ /^pages=/) {
+                vm[v] += substr(w[j], 7) * pg / 1024; if (v == "progs") nprogs++
+            }
+            next
+        }
+        f ~ /\/smaps$/ && w[1] ~ /^[0-9a-f]+-[0-9a-f]+$/ {
+            split(w[1], a, "-"); lo = pad(a[1]); hi = pad(a[2]); name = (n >= 6) ? w[6] : ""
+            if (name == "/usr/bin/firmware-agent") c = "bin"
+            else if (name ~ /bpf-map/) c = "bpfmap"
+            else if (name ~ /perf_event/) c = "perf"
+            else if (name == "[stack]") c = "stack"
+            else if (name == "" || name == "[heap]") c = "anon"
+            else c = "other"
+            if (c == "anon") for (j = 1; j <= nsp; j++) if (sp[j] >= lo && sp[j] < hi) c = "stack"
+            if (c == "stack") stacks++
+            nm++; mname[nm] = w[1] " " w[2] " " c " " name
+            next
+        }
+        f ~ /\/smaps$/ && w[1] == "Rss:" { r[c] += w[2]; r["maps"] += w[2]; mrss[nm] = w[2]; next }
+        f ~ /\/smaps$/ && w[1] == "Size:" { vsz[c] += w[2]; msz[nm] = w[2]; next }
+        f ~ /\/smaps$/ && w[1] == "Anonymous:" {
+            manon[nm] = w[2]; if (c == "bin") r["bin_anon"] += w[2]; next
+        }
+        END {
+            if (phase == "idle") for (j = 1; j <= nm; j++) if (mrss[j] > 0)
+                printf "HWTEST-MAP: size=%d rss=%d anon=%d %s\n", msz[j], mrss[j], manon[j], mname[j]
+            printf "HWTEST-MEM: phase=%s vmrss=%d rssanon=%d rssfile=%d rssshmem=%d pte=%d threads=%d", \
+                phase, st["VmRSS:"], st["RssAnon:"], st["RssFile:"], st["RssShmem:"], st["VmPTE:"], st["Threads:"]
+            printf " bin=%d bin_anon=%d bpfmap=%d perf=%d stack=%d stacks=%d anon=%d other=%d maps=%d", \
+                r["bin"], r["bin_anon"], r["bpfmap"], r["perf"], r["stack"], stacks, r["anon"], r["other"], r["maps"]
+            printf " bpfmap_vsz=%d perf_vsz=%d k_ringbuf=%d k_maps=%d k_progs=%d", \
+                vsz["bpfmap"], vsz["perf"], kb(k["ringbuf"]), kb(k["map"]), kb(k["prog"])
+            printf " vm_progs=%d vm_progs_n=%d vm_jit=%d\n", vm["progs"], nprogs, vm["jit"]
+        }'
+}
+
+idle_sample() { # fa.idle=S: the agent left alone S seconds after ready, then sampled (phase=idle)
+    if [ "${FA_IDLE:-0}" -gt 0 ] 2>/dev/null; then
+        info "idle ${FA_IDLE}s before the idle sample"
+        sleep "$FA_IDLE"
+        print_rss idle
+        print_mem idle
+    fi
+}
+
 wait_agent_ready() {
     if [ -n "${FA_READY_LOG:-}" ]; then
         pat="$(echo "$FA_READY_LOG" | tr _ ' ')"
@@ -239,9 +325,12 @@ scenario_e2e() {
         result "agent-exit=$rc (agent died before ready) scenario=$SCENARIO"
     fi
     print_rss ready
+    print_mem ready
+    idle_sample
     trigger_events
     sleep "${FA_LINGER:-3}"
     print_rss before-stop
+    print_mem before-stop
     stop_agent
     finish_log
     result "agent-exit=$STOP_RC scenario=$SCENARIO"
@@ -277,6 +366,8 @@ scenario_kprobe() {
         result "agent-exit=$rc (agent died before ready) scenario=$SCENARIO"
     fi
     print_rss ready
+    print_mem ready
+    idle_sample
     trigger_events
     host="${FA_SINK%:*}"; port="${FA_SINK##*:}"
     info "trigger: send ${FA_SINK_BYTES:-0} bytes to the sink at $host:$port with nc"
@@ -284,6 +375,7 @@ scenario_kprobe() {
     info "sink transfer: nc exit=$? received=$(wc -c </tmp/sink.back) bytes $(head -c 200 /tmp/sink.err)"
     sleep "${FA_LINGER:-3}"
     print_rss before-stop
+    print_mem before-stop
     stop_agent
     finish_log
     result "agent-exit=$STOP_RC scenario=$SCENARIO"

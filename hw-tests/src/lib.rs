@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
+pub mod memory;
 pub mod outcome;
+pub mod report;
 pub mod signals;
 
 pub use outcome::{CRASH_MARKS, EXITS};
@@ -106,6 +108,10 @@ pub struct Figures {
     /// VmRSS of the agent in kB when ready and just before SIGTERM.
     pub rss_ready_kb: Option<u64>,
     pub rss_end_kb: Option<u64>,
+    /// VmRSS after `memory::IDLE_S` idle (e2e and perf cells).
+    pub rss_idle_kb: Option<u64>,
+    /// init.sh's `HWTEST-MEM:` samples (ready, idle, before-stop).
+    pub mem: Vec<memory::MemSample>,
     /// `NAME requested->chosen`, one per ring.
     pub rings: Vec<String>,
     /// Whole cell, host wall clock.

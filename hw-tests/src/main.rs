@@ -17,7 +17,7 @@ use std::{
 };
 
 use edge_hub::testkit::{JsonHub, PrivateBroker};
-use hw_tests::{Cell, Figures, Scenario};
+use hw_tests::{Cell, Figures, Scenario, report};
 
 mod sink;
 
@@ -197,6 +197,9 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
         cell.scenario.guest_name(),
         broker.port
     );
+    if matches!(cell.scenario, Scenario::E2e | Scenario::Perf) {
+        cmdline.push_str(&format!(" fa.idle={}", hw_tests::memory::IDLE_S));
+    }
     let method = match cell.scenario {
         Scenario::Kprobe => Some("Kprobe"),
         Scenario::Fentry => Some("Fentry"),
@@ -313,6 +316,8 @@ fn run_cell_inner(ctx: &mut Ctx, cell: &Cell, fig: &mut Figures) -> Result<Vec<S
     fig.rss_ready_kb = hw_tests::rss_kb(&console, "ready");
     fig.startup_guest_s = hw_tests::guest_ready_s(&console);
     fig.rss_end_kb = hw_tests::rss_kb(&console, "before-stop");
+    fig.rss_idle_kb = hw_tests::rss_kb(&console, "idle");
+    fig.mem = hw_tests::memory::samples(&console);
     if let (Some(a), Some(b)) = (agent_started, birth_at) {
         fig.startup_s = Some(b.saturating_duration_since(a).as_secs_f64());
     }
@@ -375,10 +380,6 @@ fn guest_cpus() -> u64 {
         .unwrap_or(2)
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map_or("-".into(), |x| format!("{x:.2}"))
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -401,23 +402,15 @@ fn main() -> ExitCode {
         initrds: HashMap::new(),
     };
     let t0 = Instant::now();
-    let mut rows = Vec::new();
+    let mut table = report::header();
+    let mut mem = Vec::new();
     let (mut passed, mut failed) = (0, 0);
     for cell in &cells {
         let o = run_cell(&mut ctx, cell);
         let fg = &o.figures;
         if o.failures.is_empty() {
             passed += 1;
-            println!(
-                "PASS {} ({:.1}s: boot {}s, agent start-up {}s guest / {}s host, rss {} kB, rings {})",
-                cell.name,
-                fg.total_s,
-                opt(fg.boot_s),
-                opt(fg.startup_guest_s),
-                opt(fg.startup_s),
-                fg.rss_end_kb.map_or("-".into(), |k| k.to_string()),
-                fg.rings.join(", ")
-            );
+            println!("PASS {} ({})", cell.name, report::pass_detail(fg));
         } else {
             failed += 1;
             println!("FAIL {} ({:.1}s)", cell.name, fg.total_s);
@@ -425,43 +418,12 @@ fn main() -> ExitCode {
                 println!("    {m}");
             }
         }
-        rows.push(format!(
-            "{:<22} {:<5} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7}  {}",
-            cell.name,
-            if o.failures.is_empty() {
-                "PASS"
-            } else {
-                "FAIL"
-            },
-            opt(fg.boot_s),
-            opt(fg.startup_guest_s),
-            opt(fg.startup_s),
-            fg.rss_ready_kb.map_or("-".into(), |k| k.to_string()),
-            fg.rss_end_kb.map_or("-".into(), |k| k.to_string()),
-            format!("{:.1}", fg.total_s),
-            fg.rings.join(", ")
-        ));
+        table.push_str(&report::row(&cell.name, o.failures.is_empty(), fg));
+        mem.push((cell.name.clone(), o.figures.mem));
     }
-    let mut table = format!(
-        "{:<22} {:<5} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7}  {}\n",
-        "CELL",
-        "RES",
-        "BOOT_S",
-        "UP_GST_S",
-        "UP_HST_S",
-        "RSS0_KB",
-        "RSS1_KB",
-        "CELL_S",
-        "RINGS (requested->chosen)"
-    );
-    for r in &rows {
-        table.push_str(r);
-        table.push('\n');
-    }
-    table.push_str(&format!(
-        "BOOT_S: QEMU start to /init (host clock); UP_GST_S: agent start to its 'mqtt: connected; publishing birth' log line (guest /proc/uptime, polled); UP_HST_S: console 'agent started' to the birth at the hub (host clock); RSS0/RSS1: agent VmRSS when ready / before SIGTERM; cells took {:.1}s\n",
-        t0.elapsed().as_secs_f64()
-    ));
+    table.push_str(&report::footer(t0.elapsed().as_secs_f64()));
+    table.push('\n');
+    table.push_str(&hw_tests::memory::table(&mem));
     println!();
     print!("{table}");
     let _ = fs::write(ctx.args.out.join("summary.txt"), &table);
