@@ -22,7 +22,8 @@
 # bind + close), BENCH_SECONDS (per paced phase, default 5), BENCH_FLAT_CALLS (default
 # 300000), BENCH_IDLE_S (default 15), BENCH_ROUNDS (default 1), BENCH_SCHED (fifo, the
 # default: consumers and generator SCHED_FIFO; nice: niceness BENCH_NICE), BENCH_NICE (default
-# -10), BENCH_AGENT (agent binary; default: the release build made here), BENCH_AGENT_BASE
+# -10), BENCH_SETTLE_S (default 6: each consumer runs this long before its load phase is
+# measured), BENCH_AGENT (agent binary; default: the release build made here), BENCH_AGENT_BASE
 # (optional second agent binary, e.g. main's, for before/after in one run), BENCH_NO_BUILD=1. Run as root; loopback only; every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,7 @@ gen_mode=${BENCH_GEN:-rebind}
 secs=${BENCH_SECONDS:-5}
 flat_calls=${BENCH_FLAT_CALLS:-300000}
 idle_s=${BENCH_IDLE_S:-15}
+settle_s=${BENCH_SETTLE_S:-6}
 rounds=${BENCH_ROUNDS:-1}
 prio=${BENCH_NICE:--10}
 # The consumers and the generator run SCHED_FIFO by default: on a shared machine that is what
@@ -252,6 +254,9 @@ run_phase() { # rate who round
     calls=$(( rate ? rate * secs : flat_calls ))
     cpid="" cnt_pid=""
     [ "$who" = none ] || start_consumer "$who" "$tag"
+    # Steady state only: one-time start-up work (the agent hands back its start-up pages 5 s
+    # in) is not charged to the phase's events.
+    [ -z "$cpid" ] || sleep "$settle_s"
     if [ -n "$cpid" ]; then
         [ -z "$cnt_pid" ] || { c_ours0=$(count_field "$cnt_file" ours); c_ev0=$(count_field "$cnt_file" events); c_dr0=$(count_field "$cnt_file" drops); }
         perf stat -x, -o "$out/$tag.$who.perf" -e "task-clock,context-switches,$sys_events" -p "$cpid" & perf_pid=$!
