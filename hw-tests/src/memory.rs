@@ -158,8 +158,8 @@ pub fn table(cells: &[(String, Vec<MemSample>)]) -> String {
          mappings, so an allocator mapping next to a thread stack counts as stack: the sum is \
          the stable figure). total: VmRSS - bpfmap - perf + perf.vsz + k.maps + vm.progs (else \
          k.progs) + PTE \
-         (ring and perf pages once, as the kernel holds them; the ring data is mapped twice in \
-         bpfmap).\n",
+         (ring and perf pages once, as the kernel holds them; bpfmap maps each ring's data \
+         once, plus its consumer and producer pages).\n",
     );
     t
 }
