@@ -14,23 +14,8 @@ use common::*;
 
 /// Rss, kB, of `pid`'s mappings of `exe`.
 fn binary_rss_kib(pid: u32, exe: &Path) -> u64 {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let exe = exe.to_string_lossy();
-    let mut total = 0;
-    let mut in_exe = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            in_exe = line.ends_with(exe.as_ref());
-        } else if in_exe && first == "Rss:" {
-            total += line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
+    smaps_kib(&pid.to_string(), "Rss:", |l| l.ends_with(exe.as_ref()))
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::os::fd::AsRawFd as _;
 
-use common::require_root;
+use common::{require_root, smaps_kib};
 use edge_wire::{Event, SockAddr};
 use firmware_agent::{kernel::page_size, ringbuf::MappedRing};
 
@@ -33,22 +33,7 @@ fn bind_attempt(fd: i32, port: u16) {
 
 /// Sum of the Size of this process's mappings of BPF maps, kB.
 fn bpf_map_mappings_kib() -> u64 {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
-    let mut total = 0;
-    let mut in_map = false;
-    for line in smaps.lines() {
-        let first = line.split_whitespace().next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            in_map = line.ends_with("anon_inode:bpf-map");
-        } else if in_map && first == "Size:" {
-            total += line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-                .expect("Size value");
-        }
-    }
-    total
+    smaps_kib("self", "Size:", |l| l.ends_with("anon_inode:bpf-map"))
 }
 
 #[test]

@@ -249,3 +249,24 @@ pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
     p
 }
+
+/// Sum, kB, of `field` ("Rss:", "Size:") over `pid`'s mappings (`/proc/<pid>/smaps`; "self"
+/// for this process) whose header line satisfies `which`.
+pub fn smaps_kib(pid: &str, field: &str, which: impl Fn(&str) -> bool) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut total = 0;
+    let mut counted = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            counted = which(line);
+        } else if counted && first == field {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
