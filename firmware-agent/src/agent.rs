@@ -208,7 +208,14 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
     let stats = Arc::new(Stats::default());
     let perf_poll = transport::perf_poll(Duration::from_millis(cfg.batch.max_age_ms));
 
-    smol::block_on(async {
+    // Every pipeline task runs on this thread, which also waits on their fds and timers itself:
+    // a wake-up is this one thread waking (async-io's block_on hands its reactor to a helper
+    // thread after 500 us of waiting, so each wake-up there was two threads and a futex).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the pipeline's runtime")?;
+    rt.block_on(async {
         let (tx, rx) = crate::queue::bounded::<Stamped>(EVENT_QUEUE);
         let readers: Vec<_> = sources
             .into_iter()
@@ -218,7 +225,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
                     perf_poll,
                     perf_lost: stats.perf_lost[which as usize].clone(),
                 };
-                smol::spawn(read_ring(
+                tokio::spawn(read_ring(
                     which,
                     ring,
                     waits,
@@ -238,12 +245,12 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             stop.clone(),
         );
         drop(tx);
-        // Cancelled if the agent stops first (dropped with this block).
-        let _settled = smol::spawn(async {
-            smol::Timer::after(STARTUP_SETTLE).await;
+        // Aborted if the agent stops first.
+        let settled = tokio::spawn(async {
+            tokio::time::sleep(STARTUP_SETTLE).await;
             release_startup_pages();
         });
-        let batcher = smol::spawn(
+        let batcher = tokio::spawn(
             BatchLoop {
                 origin: origin.clone(),
                 max_bytes: cfg.batch.max_bytes,
@@ -256,7 +263,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
             .run(),
         );
         let sampler = (cfg.metrics.interval_s > 0).then(|| {
-            smol::spawn(
+            tokio::spawn(
                 MetricsLoop {
                     every: Duration::from_secs(cfg.metrics.interval_s),
                     config: cfg.metrics.clone(),
@@ -269,15 +276,18 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
                 .run(),
             )
         });
+        // A task's only error is a panic, and panics abort this binary.
         for r in readers {
-            r.await;
+            let _ = r.await;
         }
-        summariser.await;
-        batcher.await;
+        let _ = summariser.await;
+        let _ = batcher.await;
         if let Some(s) = sampler {
-            s.await;
+            let _ = s.await;
         }
+        settled.abort();
     });
+    drop(rt);
     log::info!(
         "shutting down: pipeline flushed; {} messages still queued for the broker",
         outbox.len()

@@ -111,40 +111,35 @@ impl BatchLoop {
             batcher.arm();
         }
         // One timer for the open batch, moved only when its deadline changes (a batch opens or
-        // closes): a timer made per received event cost the reactor a wake-up and a timerfd
-        // update per event.
-        let mut timer = smol::Timer::never();
+        // closes): a timer made per received event cost a timer update per event.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        let mut timer = std::pin::pin!(timer);
         let mut armed = None;
         loop {
             let deadline = batcher.deadline();
             if deadline != armed {
-                match deadline {
-                    Some(at) => timer.set_at(at),
-                    None => timer = smol::Timer::never(),
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at.into());
                 }
                 armed = deadline;
             }
             let step = if armed.is_none() {
-                self.rx.recv().await.map_or(Step::Closed, Step::Event)
+                self.rx.ready().await.then_some(Step::Queued)
             } else {
                 future::or(
-                    async { self.rx.recv().await.map_or(Step::Closed, Step::Event) },
+                    async { self.rx.ready().await.then_some(Step::Queued) },
                     async {
-                        (&mut timer).await;
-                        Step::Due
+                        timer.as_mut().await;
+                        Some(Step::Due)
                     },
                 )
                 .await
             };
-            match step {
-                Step::Event(ev) => {
-                    // Take what else is queued without waiting: one wake-up, many events.
-                    let mut full = batcher.push(ev);
-                    while !full {
-                        let Some(ev) = self.rx.try_recv() else { break };
-                        full = batcher.push(ev);
-                    }
-                    if full {
+            match step.unwrap_or(Step::Closed) {
+                Step::Queued => {
+                    // Everything queued in one go, moved straight into the batch: one wake-up,
+                    // many events, and each event moved once.
+                    if self.rx.take_while(|ev| !batcher.push(ev)) {
                         self.flush(&mut batcher, &mut report);
                     }
                 }
@@ -185,9 +180,8 @@ impl BatchLoop {
     }
 }
 
-#[allow(clippy::large_enum_variant, reason = "short-lived, moved once")]
 enum Step {
-    Event(Stamped),
+    Queued,
     Due,
     Closed,
 }
@@ -210,10 +204,15 @@ impl MetricsLoop {
             log::warn!("metrics: sysinfo cannot read this system; no metrics will be published");
             return;
         };
-        let mut timer = smol::Timer::interval(self.every);
+        let mut timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.every, self.every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let tick = future::or(
-                async { futures_lite::StreamExt::next(&mut timer).await.is_some() },
+                async {
+                    timer.tick().await;
+                    true
+                },
                 async {
                     let _ = self.stop.recv().await;
                     false

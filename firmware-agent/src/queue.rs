@@ -98,6 +98,20 @@ impl<T> Drop for Sender<T> {
 pub struct Closed<T>(pub T);
 
 impl<T> Sender<T> {
+    /// Queues `item` if there is room and the receiver is there; else gives it back. The path
+    /// of a reader that is not ahead: the item is not first moved into a waiting future.
+    pub fn try_send(&self, item: T) -> Result<(), T> {
+        let sh = &*self.shared;
+        let mut s = sh.lock();
+        if !s.receiver || s.items.len() >= sh.cap {
+            return Err(item);
+        }
+        s.items.push_back(item);
+        drop(s);
+        sh.pushed.notify(1);
+        Ok(())
+    }
+
     /// Sends `item`, waiting while the queue is full; fails once the receiver is gone.
     pub async fn send(&self, item: T) -> Result<(), Closed<T>> {
         let sh = &*self.shared;
@@ -128,22 +142,55 @@ pub struct Receiver<T> {
 impl<T> Receiver<T> {
     /// The next item, waiting for one; None once every sender is gone and the queue is empty.
     pub async fn recv(&self) -> Option<T> {
+        loop {
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            if !self.ready().await {
+                return None;
+            }
+        }
+    }
+
+    /// Waits until an item is queued, without taking it; false once every sender is gone and
+    /// the queue is empty.
+    pub async fn ready(&self) -> bool {
         let sh = &*self.shared;
         loop {
             let listener = {
-                let mut s = sh.lock();
-                if let Some(item) = Self::pop(&mut s) {
-                    drop(s);
-                    sh.taken.notify(1);
-                    return Some(item);
+                let s = sh.lock();
+                if !s.items.is_empty() {
+                    return true;
                 }
                 if s.senders == 0 {
-                    return None;
+                    return false;
                 }
                 sh.pushed.listen()
             };
             listener.await;
         }
+    }
+
+    /// Hands queued items to `take`, oldest first, under one lock, until the queue is empty or
+    /// `take` returns false (that item is taken too). Returns whether `take` stopped it: the
+    /// batcher's way to move events straight from the queue into a batch until it is full.
+    pub fn take_while(&self, mut take: impl FnMut(T) -> bool) -> bool {
+        let mut stopped = false;
+        let mut taken = 0;
+        {
+            let mut s = self.shared.lock();
+            while let Some(item) = Self::pop(&mut s) {
+                taken += 1;
+                if !take(item) {
+                    stopped = true;
+                    break;
+                }
+            }
+        }
+        if taken > 0 {
+            self.shared.taken.notify(taken);
+        }
+        stopped
     }
 
     /// The next item if one is queued.
@@ -247,6 +294,50 @@ mod tests {
         }
         assert_eq!(next, [5_000; 3]);
         assert!(max_len <= 7, "never more than cap queued: {max_len}");
+    }
+
+    #[test]
+    fn try_send_gives_the_item_back_when_full_or_closed() {
+        let (tx, rx) = bounded::<u32>(2);
+        assert_eq!(tx.try_send(1), Ok(()));
+        assert_eq!(tx.try_send(2), Ok(()));
+        assert_eq!(tx.try_send(3), Err(3), "full");
+        assert_eq!(rx.try_recv(), Some(1));
+        assert_eq!(tx.try_send(4), Ok(()), "room again");
+        drop(rx);
+        assert_eq!(tx.try_send(5), Err(5), "receiver gone");
+    }
+
+    #[test]
+    fn take_while_moves_items_in_order_until_told_to_stop_and_frees_room() {
+        future::block_on(async {
+            let (tx, rx) = bounded::<u32>(4);
+            for i in 0..4 {
+                tx.send(i).await.expect("room");
+            }
+            // A sender waiting for room is woken once items are taken.
+            let waiting = std::thread::spawn({
+                let tx = tx.clone();
+                move || future::block_on(tx.send(9))
+            });
+            let mut got = Vec::new();
+            let stopped = rx.take_while(|v| {
+                got.push(v);
+                v != 1
+            });
+            assert!(stopped, "stopped by the taker");
+            assert_eq!(got, [0, 1], "the item it stopped at is taken too");
+            waiting.join().expect("sender").expect("room made");
+            got.clear();
+            assert!(!rx.take_while(|v| {
+                got.push(v);
+                true
+            }));
+            assert_eq!(got, [2, 3, 9], "the rest, oldest first, until empty");
+            assert!(rx.is_empty());
+            drop(tx);
+            assert!(!rx.ready().await, "closed and empty");
+        });
     }
 
     #[test]

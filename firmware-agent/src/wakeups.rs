@@ -2,12 +2,15 @@
 //! perf event per CPU), each registered once: the set becomes readable only for a wake-up
 //! that comes after the last `take`, never again for records already announced or submitted
 //! without one (re-arming a registration would report those at once and undo the probes'
-//! batched wake-ups). Ring buffers and perf buffers both wait through it.
+//! batched wake-ups). Ring buffers and perf buffers both wait through it, registered with
+//! the pipeline's tokio runtime (`Readable`).
 
 use std::{
     io,
     os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
 };
+
+use tokio::io::{Interest, unix::AsyncFd};
 
 pub struct EdgeSet(OwnedFd);
 
@@ -71,5 +74,37 @@ impl EdgeSet {
 impl AsFd for EdgeSet {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+impl std::os::fd::AsRawFd for EdgeSet {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// An `EdgeSet` registered with the current tokio runtime.
+pub struct Readable(AsyncFd<EdgeSet>);
+
+impl Readable {
+    pub fn new(set: EdgeSet) -> io::Result<Self> {
+        // SAFETY: the set owns its fd, which stays open and the same for as long as the
+        // registration (the AsyncFd owns the set, and drops the registration first).
+        unsafe { AsyncFd::register_with_interest(set, Interest::READABLE) }
+            .map(Self)
+            .map_err(io::Error::from)
+    }
+
+    pub fn get_ref(&self) -> &EdgeSet {
+        self.0.get_ref()
+    }
+
+    /// Resolves once the set has had an edge since the last call returned. Callers `take`
+    /// after this returns and before they read: an edge that comes after the readiness is
+    /// cleared here is then either taken or reported again.
+    pub async fn readable(&self) -> io::Result<()> {
+        let mut guard = self.0.readable().await?;
+        guard.clear_ready();
+        Ok(())
     }
 }

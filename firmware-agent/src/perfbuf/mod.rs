@@ -116,7 +116,7 @@ where
     F: FnMut(&[u8]) -> Option<T>,
     S: std::future::Future<Output = ()>,
 {
-    let wake = smol::Async::new(ring.epoll.try_clone()?)?;
+    let wake = crate::wakeups::Readable::new(ring.epoll.try_clone()?)?;
     let mut stop = std::pin::pin!(stop);
     loop {
         ring.epoll.take()?;
@@ -127,7 +127,7 @@ where
             async { wake.readable().await.map(|()| true) },
             futures_lite::future::or(
                 async {
-                    smol::Timer::after(poll).await;
+                    tokio::time::sleep(poll).await;
                     Ok(true)
                 },
                 async {
@@ -164,6 +164,7 @@ async fn forward<T>(
                 Some(Item::Sample(bytes)) => decode(bytes),
             };
             if let Some(v) = v
+                && let Err(v) = tx.try_send(v)
                 && tx.send(v).await.is_err()
             {
                 return false;

@@ -19,7 +19,11 @@ use std::{os::fd::AsFd, time::Duration};
 use aya::maps::{Array, MapData};
 use firmware_agent_common::{Ring, WAKE_AFTER_NS};
 
-use crate::{batch::monotonic_ns, config::MAX_RING_BYTES, wakeups::EdgeSet};
+use crate::{
+    batch::monotonic_ns,
+    config::MAX_RING_BYTES,
+    wakeups::{EdgeSet, Readable},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SizeError {
@@ -86,9 +90,8 @@ where
 {
     let set = EdgeSet::new()?;
     set.add(ring.as_fd(), 0)?;
-    let wakeups = smol::Async::new(set)?;
+    let wakeups = Readable::new(set)?;
     let mut stop = std::pin::pin!(stop);
-    let mut timer = smol::Timer::never();
     loop {
         // The order matters: take the edge, read the last wake-up, then drain. A record
         // submitted after the drain without a wake-up implies a wake-up after that read,
@@ -103,18 +106,13 @@ where
             return Ok(());
         }
         let nap = last.and_then(|last| unannounced_for(now, last));
-        match nap {
-            Some(d) => timer.set_after(d),
-            None => timer = smol::Timer::never(),
-        }
         let woke = futures_lite::future::or(
             async { wakeups.readable().await.map(|()| true) },
             futures_lite::future::or(
                 async {
-                    if nap.is_some() {
-                        (&mut timer).await;
-                    } else {
-                        futures_lite::future::pending::<()>().await;
+                    match nap {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => futures_lite::future::pending::<()>().await,
                     }
                     Ok(true)
                 },
@@ -141,6 +139,7 @@ async fn forward<T>(
     // Decode, and release the record, before waiting on the channel.
     while let Some(v) = ring.read_next(&mut *decode) {
         if let Some(v) = v
+            && let Err(v) = tx.try_send(v)
             && tx.send(v).await.is_err()
         {
             return false;

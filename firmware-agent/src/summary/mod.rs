@@ -178,12 +178,12 @@ impl Summaries {
         waits: Waits,
         tx: crate::queue::Sender<Stamped>,
         stop: async_channel::Receiver<()>,
-    ) -> smol::Task<()> {
+    ) -> tokio::task::JoinHandle<()> {
         let reader = match (self.tcp_ring, &self.tcp) {
             (Some(ring), Some(side)) => {
                 let flows = side.flows.clone();
                 let stop = stop.clone();
-                Some(smol::spawn(async move {
+                Some(tokio::spawn(async move {
                     // Nothing is sent from here: closes go into the flows.
                     let (none_tx, _none_rx) = crate::queue::bounded::<()>(1);
                     let decode = |bytes: &[u8]| {
@@ -210,7 +210,7 @@ impl Summaries {
             tx,
             stop,
         };
-        smol::spawn(ticker.run())
+        tokio::spawn(ticker.run())
     }
 }
 
@@ -218,7 +218,7 @@ struct Ticker {
     every: Duration,
     tcp: Option<TcpSide>,
     storage: Option<StorageSide>,
-    reader: Option<smol::Task<()>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
     tx: crate::queue::Sender<Stamped>,
     stop: async_channel::Receiver<()>,
 }
@@ -232,7 +232,7 @@ impl Ticker {
         loop {
             let stopped = future::or(
                 async {
-                    smol::Timer::after(self.every).await;
+                    tokio::time::sleep(self.every).await;
                     false
                 },
                 async {
@@ -243,7 +243,7 @@ impl Ticker {
             .await;
             if stopped && let Some(reader) = self.reader.take() {
                 // Its last drain first, so the final summary has every close.
-                reader.await;
+                let _ = reader.await;
             }
             let interval_ms = u32::try_from(began.elapsed().as_millis()).unwrap_or(u32::MAX);
             began = Instant::now();
