@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use edge_wire::{DropCount, Event, EventBatch, Message, Name, bounded, encode_into};
+use edge_wire::{BatchHead, BatchWriter, DropCount, Event, Name, WriteError, bounded};
 
 /// A decoded event and its kernel timestamp (CLOCK_MONOTONIC ns).
 pub type Stamped = (u64, Event);
@@ -29,14 +29,11 @@ pub struct Batcher {
     seq: u32,
     max_bytes: usize,
     max_age: Duration,
-    /// The open batch's events, and each one's kernel timestamp (same index). Kept apart so a
-    /// flush sets ages in place and hands the vector to the message without moving events
-    /// (a few hundred bytes each); the vector comes back after encoding, capacity and all.
-    events: Vec<Event>,
-    stamps: Vec<u64>,
-    est_bytes: usize,
+    /// The open batch, encoded as its events come (ages are fixed when it closes): it holds
+    /// what the payload will (~50 bytes an event), not the decoded events (a few hundred each).
+    writer: BatchWriter,
     opened: Option<Instant>,
-    /// Reused encoding buffer: each payload is then one exact-size allocation, so what the
+    /// Reused payload buffer: each payload is then one exact-size allocation, so what the
     /// queue's byte cap counts is what the heap holds, without growth slack or fragments.
     scratch: Vec<u8>,
 }
@@ -56,21 +53,19 @@ impl Batcher {
             seq: 0,
             max_bytes,
             max_age,
-            events: Vec::new(),
-            stamps: Vec::new(),
-            est_bytes: 0,
+            writer: BatchWriter::new(),
             opened: None,
             scratch: Vec::new(),
         }
     }
 
-    /// Adds an event; returns true when the batch should be flushed for size.
-    pub fn push(&mut self, (ts, ev): Stamped) -> bool {
-        self.est_bytes += estimate(&ev);
-        self.stamps.push(ts);
-        self.events.push(ev);
+    /// Adds an event; Ok(true) when the batch should be flushed for size (its events' encoded
+    /// bytes reached `max_bytes`). An event that cannot be encoded is not added: the caller
+    /// counts it (`encoding`).
+    pub fn push(&mut self, (ts, mut ev): Stamped) -> Result<bool, WriteError> {
+        self.writer.push(ts, &mut ev)?;
         self.opened.get_or_insert_with(Instant::now);
-        self.est_bytes >= self.max_bytes
+        Ok(self.writer.encoded_len() >= self.max_bytes)
     }
 
     /// When the open batch must be flushed for age, if one is open.
@@ -79,7 +74,7 @@ impl Batcher {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.writer.is_empty()
     }
 
     /// Makes the next flush due within the batch age even with no event open (so drops that
@@ -90,38 +85,24 @@ impl Batcher {
 
     /// Closes the batch into an encoded message.
     pub fn flush(&mut self, drops: Vec<DropCount>) -> Flush {
-        if self.events.is_empty() && drops.is_empty() {
+        if self.writer.is_empty() && drops.is_empty() {
             self.opened = None;
             return Flush::Nothing;
         }
-        let mono_ns = monotonic_ns();
-        for (ev, &ts) in self.events.iter_mut().zip(&self.stamps) {
-            crate::decode::set_age(ev, ts, mono_ns);
-        }
-        self.stamps.clear();
-        let events = std::mem::take(&mut self.events);
-        let count = events.len();
+        let count = self.writer.len();
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        self.est_bytes = 0;
         self.opened = None;
-        let msg = Message::Events(EventBatch {
+        let head = BatchHead {
             device: self.device.clone(),
             boot_id: self.boot_id.clone(),
             run_id: self.run_id,
             seq,
             unix_ms: unix_ms(),
-            mono_ns,
+            mono_ns: monotonic_ns(),
             drops,
-            events,
-        });
-        self.scratch.clear();
-        let encoded = encode_into(&msg, &mut self.scratch);
-        if let Message::Events(batch) = msg {
-            self.events = batch.events;
-            self.events.clear();
-        }
-        match encoded {
+        };
+        match self.writer.finish(head, &mut self.scratch) {
             Ok(()) => Flush::Batch {
                 seq,
                 events: count,
@@ -134,19 +115,6 @@ impl Batcher {
                 Flush::Failed { seq, events: count }
             }
         }
-    }
-}
-
-/// A cheap upper-ish estimate of an event's encoded size.
-fn estimate(ev: &Event) -> usize {
-    const TASK: usize = 12 + 16;
-    match ev {
-        Event::Bind(_) => TASK + 28,
-        Event::Exec(e) => TASK + 12 + e.filename.len(),
-        Event::Exit(_) => TASK + 12,
-        Event::OomKill(e) => 2 * TASK + 64 + e.cgroup.as_ref().map_or(0, |c| c.len()),
-        Event::Tcp(e) => 16 + e.flows.len() * (TASK + 64),
-        Event::Storage(e) => 16 + e.writers.len() * (TASK + 24) + e.disks.len() * 96,
     }
 }
 
@@ -195,7 +163,7 @@ impl DropReport {
 
 #[cfg(test)]
 mod tests {
-    use edge_wire::{Exit, ExitHow, Task, decode};
+    use edge_wire::{Exit, ExitHow, Message, Task, decode};
 
     use super::*;
 
@@ -220,7 +188,7 @@ mod tests {
     fn flushes_on_size_and_numbers_batches() {
         let mut b = Batcher::new("dev", "boot", 9, 100, Duration::from_secs(60));
         let mut pushes = 0;
-        while !b.push(exit(pushes)) {
+        while !b.push(exit(pushes)).expect("encodes") {
             pushes += 1;
         }
         assert!(pushes > 1, "several events fit in 100 bytes");
@@ -240,7 +208,7 @@ mod tests {
         assert_eq!(batch.events.len(), n);
         assert_eq!(batch.device.as_str(), "dev");
         assert_eq!(batch.run_id, 9);
-        b.push(exit(1));
+        b.push(exit(1)).expect("encodes");
         assert!(matches!(b.flush(vec![]), Flush::Batch { seq: 1, .. }));
     }
 

@@ -139,7 +139,17 @@ impl BatchLoop {
                 Step::Queued => {
                     // Everything queued in one go, moved straight into the batch: one wake-up,
                     // many events, and each event moved once.
-                    if self.rx.take_while(|ev| !batcher.push(ev)) {
+                    let full = self.rx.take_while(|ev| match batcher.push(ev) {
+                        Ok(full) => !full,
+                        Err(e) => {
+                            // Cannot happen (bounded strings, plain numbers); counted if it does.
+                            log::error!("an event could not be encoded ({e}): counted as lost");
+                            self.stats.encoding_drops.fetch_add(1, Ordering::Relaxed);
+                            batcher.arm();
+                            true
+                        }
+                    });
+                    if full {
                         self.flush(&mut batcher, &mut report);
                     }
                 }

@@ -7,12 +7,14 @@
 
 extern crate alloc;
 
+mod batch_writer;
 mod codec;
 mod event;
 mod host;
 mod signals;
 mod status;
 
+pub use batch_writer::{BatchHead, BatchWriter, WriteError};
 pub use codec::{DecodeError, decode, encode, encode_into};
 pub use event::*;
 pub use host::*;

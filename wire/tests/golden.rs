@@ -392,3 +392,97 @@ fn postcard_is_smaller_than_json_for_a_batch() {
     let js = serde_json::to_vec(&batch).expect("json").len();
     assert!(pc * 2 < js, "postcard {pc} B vs JSON {js} B");
 }
+
+/// The agent writes batches event by event (`BatchWriter`): the same golden bytes must come out.
+#[test]
+fn batches_written_event_by_event_are_the_golden_bytes() {
+    for (name, msg) in samples() {
+        let Message::Events(batch) = msg else {
+            continue;
+        };
+        let mut writer = BatchWriter::new();
+        for mut ev in batch.events.clone() {
+            // The age the golden batch shows, as a timestamp before its clock; the value the
+            // event carries is the writer's to replace.
+            let ts_ns = batch.mono_ns - ev.age_us() * 1000;
+            ev.set_age_us(999_999);
+            writer.push(ts_ns, &mut ev).expect("push");
+        }
+        assert_eq!(writer.len(), batch.events.len());
+        let mut out = vec![0xee; 3];
+        writer
+            .finish(
+                BatchHead {
+                    device: batch.device.clone(),
+                    boot_id: batch.boot_id.clone(),
+                    run_id: batch.run_id,
+                    seq: batch.seq,
+                    unix_ms: batch.unix_ms,
+                    mono_ns: batch.mono_ns,
+                    drops: batch.drops.clone(),
+                },
+                &mut out,
+            )
+            .expect("finish");
+        let want = GOLDEN.iter().find(|(n, _)| *n == name).map(|(_, h)| *h);
+        assert_eq!(Some(hex(&out).as_str()), want, "{name}");
+        assert!(writer.is_empty(), "{name}: emptied for the next batch");
+    }
+}
+
+/// Ages of one and several bytes, a timestamp after the clock (age 0) and a count past 127.
+#[test]
+fn a_written_batch_decodes_with_every_age_and_count() {
+    let mut writer = BatchWriter::new();
+    let mono_ns = 400_000_000_000;
+    let mut want = Vec::new();
+    for i in 0..300u64 {
+        let age_us = [0, 1, 127, 128, 16_383, 16_384, 300_000_000][i as usize % 7];
+        let mut ev = Event::Exit(Exit {
+            age_us: 0,
+            task: task(),
+            ppid: i as u32,
+            how: ExitHow::Code(i as i32),
+        });
+        let ts_ns = if i == 5 {
+            mono_ns + 7_000
+        } else {
+            mono_ns - age_us * 1000
+        };
+        writer.push(ts_ns, &mut ev).expect("push");
+        ev.set_age_us(if i == 5 { 0 } else { age_us });
+        want.push(ev);
+    }
+    for round in 0..2u32 {
+        let mut out = Vec::new();
+        let mut w = std::mem::take(&mut writer);
+        if round == 1 {
+            // The same writer again after a finish: nothing of the first batch is left.
+            for ev in &want {
+                let mut ev = ev.clone();
+                let age = ev.age_us();
+                w.push(mono_ns - age * 1000, &mut ev).expect("push");
+            }
+        }
+        w.finish(
+            BatchHead {
+                device: bounded("d"),
+                boot_id: bounded("b"),
+                run_id: 1,
+                seq: round,
+                unix_ms: 2,
+                mono_ns,
+                drops: vec![],
+            },
+            &mut out,
+        )
+        .expect("finish");
+        let Message::Events(got) = decode(&out).expect("decode") else {
+            panic!("not a batch");
+        };
+        assert_eq!(got.seq, round);
+        assert_eq!(got.events.len(), 300);
+        assert_eq!(got.events, want, "round {round}");
+        writer = w;
+    }
+}

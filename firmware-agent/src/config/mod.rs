@@ -116,7 +116,7 @@ impl Default for QueueConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchConfig {
-    /// Flush when a batch's estimated encoded size reaches this.
+    /// Flush when a batch's encoded events reach this many bytes.
     pub max_bytes: usize,
     /// Flush when the oldest event in a batch is this old.
     pub max_age_ms: u64,

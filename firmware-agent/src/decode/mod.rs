@@ -122,11 +122,6 @@ pub fn decode_with(
     Ok((header.ts_ns, event))
 }
 
-/// Sets an event's age relative to the batch's monotonic clock.
-pub fn set_age(event: &mut Event, ts_ns: u64, batch_mono_ns: u64) {
-    event.set_age_us(batch_mono_ns.saturating_sub(ts_ns) / 1000);
-}
-
 /// A kernel `comm` (NUL-padded) as a wire string.
 pub fn comm_of(raw: &[u8]) -> Comm {
     comm(raw)

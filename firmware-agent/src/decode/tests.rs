@@ -1,5 +1,5 @@
 //! Record decoding tests: binds (v4, v6, unix, unreadable), execs, exits, OOM kills, short
-//! and unknown records, ages.
+//! and unknown records.
 
 use firmware_agent_common::{COMM_LEN, FILENAME_LEN, OomKillEvent};
 
@@ -189,17 +189,6 @@ fn short_and_unknown_records_are_errors() {
         decode(&bytes(&h), |_| None).err(),
         Some(DecodeError::UnknownKind { kind: 99 })
     );
-}
-
-#[test]
-fn ages_are_relative_to_the_batch() {
-    let rec = ExitEvent {
-        header: header(Kind::Exit, 0),
-        ..Default::default()
-    };
-    let (ts, mut ev) = decode(&bytes(&rec), |_| None).expect("decode");
-    set_age(&mut ev, ts, ts + 2_500_000);
-    assert_eq!(ev.age_us(), 2500);
 }
 
 struct FakeSystem;
