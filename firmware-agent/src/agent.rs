@@ -242,6 +242,7 @@ pub fn run(cfg: &Config, device: &str, stop: async_channel::Receiver<()>) -> any
                 perf_lost: stats.perf_lost[Ring::Net as usize].clone(),
             },
             tx.clone(),
+            stats.clone(),
             stop.clone(),
         );
         drop(tx);

@@ -1,12 +1,29 @@
 //! The batcher: groups decoded events and flushes at a size or an age, stamping each batch
 //! with device, boot id, sequence number, clocks and the drop counters since the last one.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
-use edge_wire::{BatchHead, BatchWriter, DropCount, Event, Name, WriteError, bounded};
+use edge_wire::{BatchHead, BatchWriter, DropCount, EncodedEvent, Event, Name, bounded};
 
-/// A decoded event and its kernel timestamp (CLOCK_MONOTONIC ns).
-pub type Stamped = (u64, Event);
+/// A decoded event, encoded for its batch where it was decoded (so ~60 bytes travel to the
+/// batcher, not the few hundred of an `Event`), and its kernel timestamp (CLOCK_MONOTONIC ns).
+pub type Stamped = (u64, EncodedEvent);
+
+/// Encodes a decoded event for its batch. One that cannot be encoded (bounded strings and
+/// plain numbers: it cannot happen) is logged and counted in `encoding_drops`, not lost silently.
+pub fn stamp(ts_ns: u64, event: &mut Event, encoding_drops: &AtomicU64) -> Option<Stamped> {
+    match EncodedEvent::new(event) {
+        Ok(encoded) => Some((ts_ns, encoded)),
+        Err(e) => {
+            log::error!("an event could not be encoded ({e}): counted as lost (encoding)");
+            encoding_drops.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
 
 /// What closing a batch produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,13 +76,12 @@ impl Batcher {
         }
     }
 
-    /// Adds an event; Ok(true) when the batch should be flushed for size (its events' encoded
-    /// bytes reached `max_bytes`). An event that cannot be encoded is not added: the caller
-    /// counts it (`encoding`).
-    pub fn push(&mut self, (ts, mut ev): Stamped) -> Result<bool, WriteError> {
-        self.writer.push(ts, &mut ev)?;
+    /// Adds an event; true when the batch should be flushed for size (its events' encoded
+    /// bytes reached `max_bytes`).
+    pub fn push(&mut self, (ts, ev): Stamped) -> bool {
+        self.writer.push_encoded(ts, &ev);
         self.opened.get_or_insert_with(Instant::now);
-        Ok(self.writer.encoded_len() >= self.max_bytes)
+        self.writer.encoded_len() >= self.max_bytes
     }
 
     /// When the open batch must be flushed for age, if one is open.
@@ -173,22 +189,20 @@ mod tests {
             tgid: pid,
             comm: bounded("sh"),
         };
-        (
-            monotonic_ns(),
-            Event::Exit(Exit {
-                age_us: 0,
-                task,
-                ppid: 1,
-                how: ExitHow::Code(0),
-            }),
-        )
+        let mut ev = Event::Exit(Exit {
+            age_us: 0,
+            task,
+            ppid: 1,
+            how: ExitHow::Code(0),
+        });
+        (monotonic_ns(), EncodedEvent::new(&mut ev).expect("encodes"))
     }
 
     #[test]
     fn flushes_on_size_and_numbers_batches() {
         let mut b = Batcher::new("dev", "boot", 9, 100, Duration::from_secs(60));
         let mut pushes = 0;
-        while !b.push(exit(pushes)).expect("encodes") {
+        while !b.push(exit(pushes)) {
             pushes += 1;
         }
         assert!(pushes > 1, "several events fit in 100 bytes");
@@ -208,7 +222,7 @@ mod tests {
         assert_eq!(batch.events.len(), n);
         assert_eq!(batch.device.as_str(), "dev");
         assert_eq!(batch.run_id, 9);
-        b.push(exit(1)).expect("encodes");
+        b.push(exit(1));
         assert!(matches!(b.flush(vec![]), Flush::Batch { seq: 1, .. }));
     }
 

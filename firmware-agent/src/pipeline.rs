@@ -38,9 +38,9 @@ pub async fn read_ring(
 ) {
     let name = which.map_name();
     let decode = |bytes: &[u8]| match crate::decode::decode(bytes, proc_ppid) {
-        Ok(ev) => {
+        Ok((ts, mut ev)) => {
             stats.events.fetch_add(1, Ordering::Relaxed);
-            Some(ev)
+            crate::batch::stamp(ts, &mut ev, &stats.encoding_drops)
         }
         Err(e) => {
             log::warn!("{name}: undecodable record: {e}");
@@ -139,16 +139,7 @@ impl BatchLoop {
                 Step::Queued => {
                     // Everything queued in one go, moved straight into the batch: one wake-up,
                     // many events, and each event moved once.
-                    let full = self.rx.take_while(|ev| match batcher.push(ev) {
-                        Ok(full) => !full,
-                        Err(e) => {
-                            // Cannot happen (bounded strings, plain numbers); counted if it does.
-                            log::error!("an event could not be encoded ({e}): counted as lost");
-                            self.stats.encoding_drops.fetch_add(1, Ordering::Relaxed);
-                            batcher.arm();
-                            true
-                        }
-                    });
+                    let full = self.rx.take_while(|ev| !batcher.push(ev));
                     if full {
                         self.flush(&mut batcher, &mut report);
                     }

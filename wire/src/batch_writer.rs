@@ -8,6 +8,10 @@
 //! count back from the batch's clock). So each event is encoded with age 0 (one 0x00 byte
 //! after its one-byte index) and that byte is replaced by the real age when the batch closes.
 //! `tests/golden.rs` checks the result against the golden bytes.
+//!
+//! An event can also be encoded ahead, where it is decoded (`EncodedEvent`: inline up to
+//! `INLINE` bytes, a bind or an exit usually is), so what travels from a reader to the batch is
+//! ~60 bytes, not the in-memory `Event`.
 
 use alloc::vec::Vec;
 
@@ -65,21 +69,16 @@ impl BatchWriter {
     /// Appends `event`, stamped `ts_ns` (CLOCK_MONOTONIC). Its `age_us` is set at the close;
     /// the value it carries is replaced by 0 here. On error nothing is appended.
     pub fn push(&mut self, ts_ns: u64, event: &mut Event) -> Result<(), WriteError> {
-        event.set_age_us(0);
+        self.push_encoded(ts_ns, &EncodedEvent::new(event)?);
+        Ok(())
+    }
+
+    /// Appends an event encoded ahead, stamped `ts_ns` (CLOCK_MONOTONIC).
+    pub fn push_encoded(&mut self, ts_ns: u64, event: &EncodedEvent) {
         let start = self.body.len();
-        let written = postcard::serialize_with_flavor(&*event, Append(&mut self.body));
-        let laid_out = matches!(self.body.get(start), Some(&index) if index < 0x80)
-            && self.body.get(start + 1) == Some(&0);
-        match written {
-            Ok(()) if laid_out => {
-                self.ages.push((start + 1, ts_ns));
-                Ok(())
-            }
-            failed => {
-                self.body.truncate(start);
-                Err(failed.err().map_or(WriteError::Layout, WriteError::Encode))
-            }
-        }
+        self.body.extend_from_slice(event.as_bytes());
+        // `EncodedEvent::new` checked it: a one-byte variant index, then the age byte.
+        self.ages.push((start + 1, ts_ns));
     }
 
     /// Events in the open batch.
@@ -131,6 +130,57 @@ impl BatchWriter {
         self.body.clear();
         self.ages.clear();
         result
+    }
+}
+
+/// Bytes an `EncodedEvent` holds without an allocation.
+pub const INLINE: usize = 46;
+
+/// One event, encoded for a batch with its age left to the close (see the module notes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent(Repr);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl EncodedEvent {
+    /// Encodes `event` with age 0 (its `age_us` is set to 0 here).
+    pub fn new(event: &mut Event) -> Result<Self, WriteError> {
+        event.set_age_us(0);
+        let mut buf = [0u8; INLINE];
+        let repr = match postcard::to_slice(&*event, &mut buf) {
+            Ok(used) => Repr::Inline {
+                len: used.len() as u8,
+                buf,
+            },
+            Err(postcard::Error::SerializeBufferFull) => {
+                let mut heap = Vec::new();
+                postcard::serialize_with_flavor(&*event, Append(&mut heap))
+                    .map_err(WriteError::Encode)?;
+                Repr::Heap(heap)
+            }
+            Err(e) => return Err(WriteError::Encode(e)),
+        };
+        let encoded = Self(repr);
+        match encoded.as_bytes() {
+            [index, 0, ..] if *index < 0x80 => Ok(encoded),
+            _ => Err(WriteError::Layout),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(v) => v,
+        }
+    }
+
+    /// Whether it needed an allocation (more than `INLINE` bytes).
+    pub fn is_heap(&self) -> bool {
+        matches!(self.0, Repr::Heap(_))
     }
 }
 

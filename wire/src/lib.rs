@@ -14,7 +14,7 @@ mod host;
 mod signals;
 mod status;
 
-pub use batch_writer::{BatchHead, BatchWriter, WriteError};
+pub use batch_writer::{BatchHead, BatchWriter, EncodedEvent, WriteError};
 pub use codec::{DecodeError, decode, encode, encode_into};
 pub use event::*;
 pub use host::*;

@@ -401,14 +401,29 @@ fn batches_written_event_by_event_are_the_golden_bytes() {
             continue;
         };
         let mut writer = BatchWriter::new();
-        for mut ev in batch.events.clone() {
+        let mut heap = Vec::new();
+        for (i, mut ev) in batch.events.clone().into_iter().enumerate() {
             // The age the golden batch shows, as a timestamp before its clock; the value the
             // event carries is the writer's to replace.
             let ts_ns = batch.mono_ns - ev.age_us() * 1000;
             ev.set_age_us(999_999);
-            writer.push(ts_ns, &mut ev).expect("push");
+            if i % 2 == 0 {
+                // Encoded ahead, as the agent's readers do.
+                let encoded = EncodedEvent::new(&mut ev).expect("encode");
+                heap.push(encoded.is_heap());
+                writer.push_encoded(ts_ns, &encoded);
+            } else {
+                writer.push(ts_ns, &mut ev).expect("push");
+            }
         }
         assert_eq!(writer.len(), batch.events.len());
+        // The bind and the exit fit inline; the OOM kill and the storage summary do not.
+        let want_heap: &[bool] = if name == "events" {
+            &[false, false]
+        } else {
+            &[true, true]
+        };
+        assert_eq!(heap, want_heap, "{name}");
         let mut out = vec![0xee; 3];
         writer
             .finish(

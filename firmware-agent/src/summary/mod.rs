@@ -26,8 +26,9 @@ use futures_lite::future;
 
 pub use self::{storage::Storage, tcp::TcpFlows};
 use crate::{
-    batch::{Stamped, monotonic_ns},
+    batch::{Stamped, monotonic_ns, stamp},
     config::SummariesConfig,
+    metrics::Stats,
     probes::PROBES,
     transport::{Source, Waits},
 };
@@ -177,6 +178,7 @@ impl Summaries {
         self,
         waits: Waits,
         tx: crate::queue::Sender<Stamped>,
+        stats: Arc<Stats>,
         stop: async_channel::Receiver<()>,
     ) -> tokio::task::JoinHandle<()> {
         let reader = match (self.tcp_ring, &self.tcp) {
@@ -208,6 +210,7 @@ impl Summaries {
             storage: self.storage,
             reader,
             tx,
+            stats,
             stop,
         };
         tokio::spawn(ticker.run())
@@ -220,6 +223,8 @@ struct Ticker {
     storage: Option<StorageSide>,
     reader: Option<tokio::task::JoinHandle<()>>,
     tx: crate::queue::Sender<Stamped>,
+    /// Where a summary that cannot be encoded is counted.
+    stats: Arc<Stats>,
     stop: async_channel::Receiver<()>,
 }
 
@@ -254,8 +259,12 @@ impl Ticker {
             if let Some(s) = self.storage.as_mut() {
                 events.extend(s.tick(interval_ms).map(Event::Storage));
             }
-            for ev in events {
-                if self.tx.send((monotonic_ns(), ev)).await.is_err() {
+            for mut ev in events {
+                let Some(stamped) = stamp(monotonic_ns(), &mut ev, &self.stats.encoding_drops)
+                else {
+                    continue;
+                };
+                if self.tx.send(stamped).await.is_err() {
                     return;
                 }
             }
