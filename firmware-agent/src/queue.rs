@@ -141,6 +141,8 @@ pub struct Receiver<T> {
 
 impl<T> Receiver<T> {
     /// The next item, waiting for one; None once every sender is gone and the queue is empty.
+    /// (The batcher takes items with `ready` and `take_while`; this and `try_recv` are for tests.)
+    #[cfg(test)]
     pub async fn recv(&self) -> Option<T> {
         loop {
             if let Some(item) = self.try_recv() {
@@ -194,6 +196,7 @@ impl<T> Receiver<T> {
     }
 
     /// The next item if one is queued.
+    #[cfg(test)]
     pub fn try_recv(&self) -> Option<T> {
         let item = Self::pop(&mut self.shared.lock())?;
         self.shared.taken.notify(1);
