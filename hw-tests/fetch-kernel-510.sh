@@ -20,59 +20,15 @@ CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
 MIRROR="${HW_TESTS_MIRROR:-http://deb.debian.org/debian}"
 SECURITY="${HW_TESTS_SECURITY:-http://deb.debian.org/debian-security}"
 KPAT="${HW_TESTS_KVER_510:-5\.10\.0-[0-9]+}"
-REFRESH="${HW_TESTS_APT_REFRESH:-auto}"
 
 die() { echo "fetch-kernel-510: ERROR: $*" >&2; exit 1; }
 log() { echo "fetch-kernel-510: $*" >&2; }
 
-for tool in apt-get apt-cache dpkg-deb; do
-    command -v "$tool" >/dev/null || die "'$tool' not found (this script needs a Debian/Ubuntu host with apt)"
-done
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -r "$KEYRING" ] || die "$KEYRING missing (apt-get install debian-archive-keyring)"
-
-APTDIR="$CACHE/apt-bullseye"
-DEBS="$CACHE/debs"
-mkdir -p "$APTDIR/state/lists/partial" "$APTDIR/cache/archives/partial" \
-         "$APTDIR/etc/preferences.d" "$APTDIR/etc/apt.conf.d" "$DEBS" "$CACHE/kernels"
-: >"$APTDIR/state/status"
-cat >"$APTDIR/etc/sources.list" <<SRC
-deb [arch=arm64 signed-by=$KEYRING] $MIRROR bullseye main
-deb [arch=arm64 signed-by=$KEYRING] $MIRROR bullseye-updates main
-deb [arch=arm64 signed-by=$KEYRING] $SECURITY bullseye-security main
-SRC
-APT_OPTS=(
-    -o "Dir::Etc::sourcelist=$APTDIR/etc/sources.list"
-    -o "Dir::Etc::sourceparts=-"
-    -o "Dir::Etc::preferencesparts=$APTDIR/etc/preferences.d"
-    -o "Dir::Etc::parts=$APTDIR/etc/apt.conf.d"
-    -o "Dir::State=$APTDIR/state"
-    -o "Dir::State::status=$APTDIR/state/status"
-    -o "Dir::Cache=$APTDIR/cache"
-    -o "APT::Architecture=arm64"
-    -o "APT::Architectures::=arm64"
-    -o "Acquire::Languages=none"
-    -o "Debug::NoLocking=1"
-    -o "APT::Sandbox::User=root"
-)
-
-stamp="$APTDIR/state/updated.stamp"
-need_update=0
-case "$REFRESH" in
-    1) need_update=1 ;;
-    0) [ -e "$stamp" ] || need_update=1 ;;
-    *) if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then need_update=1; fi ;;
-esac
-if [ "$need_update" = 1 ]; then
-    log "updating private arm64 package index (bullseye{,-updates,-security})"
-    if apt-get "${APT_OPTS[@]}" -q update >&2; then
-        touch "$stamp"
-    elif [ -e "$stamp" ] && [ "$REFRESH" != 1 ]; then
-        log "WARNING: apt-get update failed; continuing with the index from $(date -r "$stamp")"
-    else
-        die "apt-get update (arm64 bullseye, private config) failed; is $MIRROR reachable?"
-    fi
-fi
+# shellcheck source=arm64-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/arm64-apt.sh"
+arm64_apt_init apt-bullseye "bullseye{,-updates,-security}" \
+    "$MIRROR bullseye main" "$MIRROR bullseye-updates main" "$SECURITY bullseye-security main"
+mkdir -p "$CACHE/kernels"
 
 # The newest plain arm64 5.10 image (not -rt, not -cloud) whose .deb the mirror serves: an
 # index can list a security upload the pool no longer (or not yet) has, so each candidate is
@@ -111,13 +67,7 @@ done
 KVER="${PKG#linux-image-}"; KVER="${KVER%-unsigned}"
 
 dir="$CACHE/kernels/$KVER"
-if ! [ -e "$dir/.extracted" ] || [ "$(cat "$dir/.extracted")" != "$(basename "$deb")" ]; then
-    rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
-    dpkg-deb -x "$deb" "$dir.tmp" || die "dpkg-deb -x $deb failed"
-    basename "$deb" >"$dir.tmp/.extracted"
-    rm -rf "$dir"; mv "$dir.tmp" "$dir"
-    log "extracted:   $(basename "$deb") -> $dir"
-fi
+extract_deb "$deb" "$dir"
 ln -sfn "$KVER" "$CACHE/kernels/510"
 ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || die "no boot/vmlinuz-* in $dir"
 ls -d "$dir"/lib/modules/* >/dev/null 2>&1 || die "no lib/modules/* in $dir"

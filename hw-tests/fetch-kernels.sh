@@ -26,64 +26,15 @@ set -euo pipefail
 CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
 MIRROR="${HW_TESTS_MIRROR:-http://deb.debian.org/debian}"
 KVER_PATTERN="${HW_TESTS_KVER_PATTERN:-6\.12\.}"
-REFRESH="${HW_TESTS_APT_REFRESH:-auto}"
 
 die() { echo "fetch-kernels: ERROR: $*" >&2; exit 1; }
 log() { echo "fetch-kernels: $*" >&2; }
 
-for tool in apt-get apt-cache dpkg-deb; do
-    command -v "$tool" >/dev/null || die "'$tool' not found (this script needs a Debian/Ubuntu host with apt)"
-done
-
-APTDIR="$CACHE/apt"
-DEBS="$CACHE/debs"
-mkdir -p "$APTDIR/state/lists/partial" "$APTDIR/cache/archives/partial" \
-         "$APTDIR/etc/preferences.d" "$APTDIR/etc/apt.conf.d" "$DEBS" "$CACHE/kernels"
-: >"$APTDIR/state/status" # empty dpkg status: we install nothing, only download
-
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -r "$KEYRING" ] || die "$KEYRING missing (apt-get install debian-archive-keyring)"
-
-cat >"$APTDIR/etc/sources.list" <<EOF
-deb [arch=arm64 signed-by=$KEYRING] $MIRROR bookworm main
-deb [arch=arm64 signed-by=$KEYRING] $MIRROR bookworm-updates main
-deb [arch=arm64 signed-by=$KEYRING] $MIRROR bookworm-backports main
-EOF
-
-APT_OPTS=(
-    -o "Dir::Etc::sourcelist=$APTDIR/etc/sources.list"
-    -o "Dir::Etc::sourceparts=-"
-    -o "Dir::Etc::preferencesparts=$APTDIR/etc/preferences.d"
-    -o "Dir::Etc::parts=$APTDIR/etc/apt.conf.d"
-    -o "Dir::State=$APTDIR/state"
-    -o "Dir::State::status=$APTDIR/state/status"
-    -o "Dir::Cache=$APTDIR/cache"
-    -o "APT::Architecture=arm64"
-    -o "APT::Architectures::=arm64"
-    -o "Acquire::Languages=none"
-    -o "Debug::NoLocking=1"
-)
-# apt-get download drops privileges to _apt when run as root; the private dirs
-# are owned by root, so keep root for this private setup.
-APT_OPTS+=(-o "APT::Sandbox::User=root")
-
-stamp="$APTDIR/state/updated.stamp"
-need_update=0
-case "$REFRESH" in
-    1) need_update=1 ;;
-    0) [ -e "$stamp" ] || need_update=1 ;;
-    *) if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then need_update=1; fi ;;
-esac
-if [ "$need_update" = 1 ]; then
-    log "updating private arm64 package index ($MIRROR bookworm{,-updates,-backports})"
-    if apt-get "${APT_OPTS[@]}" -q update >&2; then
-        touch "$stamp"
-    elif [ -e "$stamp" ] && [ "$REFRESH" != 1 ]; then
-        log "WARNING: apt-get update failed; continuing with the index from $(date -r "$stamp")"
-    else
-        die "apt-get update (arm64, private config) failed; is $MIRROR reachable?"
-    fi
-fi
+# shellcheck source=arm64-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/arm64-apt.sh"
+arm64_apt_init apt "$MIRROR bookworm{,-updates,-backports}" \
+    "$MIRROR bookworm main" "$MIRROR bookworm-updates main" "$MIRROR bookworm-backports main"
+mkdir -p "$CACHE/kernels"
 
 # --- pick the newest 6.12 16k-unsigned image that also has a 4k twin ----------
 mapfile -t cands < <(apt-cache "${APT_OPTS[@]}" pkgnames linux-image- 2>/dev/null \
@@ -103,33 +54,6 @@ for p in "${cands[@]}"; do
     fi
 done
 [ -n "$PKG16" ] || die "found 16k images (${cands[*]}) but none with a matching 4k -unsigned package"
-
-fetch_deb() { # $1 = package name -> prints path of .deb in $DEBS
-    local pkg="$1" ver fname
-    ver="$(apt-cache "${APT_OPTS[@]}" show --no-all-versions "$pkg" 2>/dev/null | awk '/^Version:/{print $2; exit}')"
-    [ -n "$ver" ] || die "package $pkg not found in arm64 index"
-    fname="${pkg}_${ver//:/%3a}_arm64.deb"
-    if [ -s "$DEBS/$fname" ] && dpkg-deb --info "$DEBS/$fname" >/dev/null 2>&1; then
-        log "cached:      $fname"
-    else
-        log "downloading: $pkg=$ver (arm64)"
-        (cd "$DEBS" && apt-get "${APT_OPTS[@]}" -q download "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
-        [ -s "$DEBS/$fname" ] || die "expected $DEBS/$fname after download"
-    fi
-    echo "$DEBS/$fname"
-}
-
-extract_deb() { # $1 = deb, $2 = target dir (extracted once, marker file)
-    local deb="$1" dir="$2"
-    if [ -e "$dir/.extracted" ] && [ "$(cat "$dir/.extracted")" = "$(basename "$deb")" ]; then
-        return 0
-    fi
-    rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
-    dpkg-deb -x "$deb" "$dir.tmp" || die "dpkg-deb -x $deb failed"
-    basename "$deb" >"$dir.tmp/.extracted"
-    rm -rf "$dir"; mv "$dir.tmp" "$dir"
-    log "extracted:   $(basename "$deb") -> $dir"
-}
 
 deb16="$(fetch_deb "$PKG16")"
 deb4="$(fetch_deb "$PKG4")"
