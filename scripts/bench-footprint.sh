@@ -35,16 +35,7 @@ log() { printf 'bench-footprint: %s\n' "$*" >&2; }
 # --- what it needs -------------------------------------------------------------------------
 want=(clang make gcc libbpf-dev bpftool libelf-dev zlib1g-dev collectd-core libmosquitto1
     mosquitto mosquitto-clients prometheus-node-exporter linux-perf python3 util-linux)
-missing=()
-for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-ensure.sh "${want[@]}"
 # Packages may start their daemons; this bench starts its own on loopback ports.
 for svc in collectd prometheus-node-exporter; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then

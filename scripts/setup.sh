@@ -25,16 +25,7 @@ for extra in hw-tests/apt-packages.txt hw-tests/apt-packages-64k.txt packaging/a
         [ -n "$p" ] && want+=("$p")
     done < "$extra"
 done
-missing=()
-for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-ensure.sh "${want[@]}"
 # The tests start their own brokers and Prometheus; packaged services are not needed.
 for svc in mosquitto prometheus; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
