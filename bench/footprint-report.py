@@ -12,7 +12,13 @@ import sys
 import time
 from collections import defaultdict
 
-RATES = [("10000", "10k/s"), ("100000", "100k/s"), ("0", "flat out")]
+
+
+def rate_label(rate):
+    r = int(rate)
+    if r == 0:
+        return "flat out"
+    return f"{r // 1000}k/s" if r % 1000 == 0 else f"{r}/s"
 
 
 def load(path):
@@ -45,7 +51,12 @@ def main():
     ap.add_argument("--machine", default="")
     ap.add_argument("--ring", default="")
     ap.add_argument("--gen", default="")
+    ap.add_argument("--rates", default="10000,100000,0",
+                    help="the load phases' rates, binds/s (0: flat out)")
+    ap.add_argument("--goal-rate", default="100000",
+                    help="the rate the syscalls-per-event goal is set at")
     a = ap.parse_args()
+    rates = [(r, rate_label(r)) for r in a.rates.split(",")]
     vals, bpf = load(a.results)
 
     def get(phase, who, key):
@@ -91,9 +102,11 @@ def main():
         + [f"agent / collectd {ratio(anon['agent'], anon['collectd'])}"]
         + [""] * (len(ratios) - 1) + [""])
     cd_ok = get("idle", "collectd", "published")
+    cd_state = ("published to the broker" if cd_ok else "PUBLISHED NOTHING"
+                ) if "collectd" in seen else "not run here"
     rows.append(
         [f"idle VmRSS, kB: collectd + mqtt {fmt(idle['collectd'])} "
-         f"({'published to the broker' if cd_ok else 'PUBLISHED NOTHING'}), node_exporter "
+         f"({cd_state}), node_exporter "
          f"{fmt(idle['node_exporter'])}; threads C {fmt(thr['c'])}, agent {fmt(thr['agent'])}, "
          f"collectd {fmt(thr['collectd'])}, node_exporter {fmt(thr['node_exporter'])}"]
         + [""] * len(whos)
@@ -114,33 +127,34 @@ def main():
                 + ["<= 1.10x"])
 
     # Per event, per rate.
-    for phase, label in RATES:
+    for phase, label in rates:
         row(f"CPU per delivered event, ns @ {label}",
             {w: (lambda t, d: t * 1e6 / d if t is not None and d else None)(
                 get(phase, w, "perf:task-clock"), get(phase, w, "delivered")) for w in whos},
             "<= 1.5x C")
-    for phase, label in RATES:
+    for phase, label in rates:
         row(f"syscalls per event @ {label}",
             {w: per_event(phase, w, "perf:raw_syscalls:sys_enter") for w in whos},
-            "<= 0.3 @ 100k/s" if phase == "100000" else "", "", 3)
-    for phase, label in RATES:
+            f"<= 0.3 @ {label}" if phase == a.goal_rate else "", "", 3)
+    for phase, label in rates:
         row(f"context switches per event @ {label}",
             {w: per_event(phase, w, "perf:context-switches") for w in whos}, "", "", 3)
-    for phase, label in RATES:
+    for phase, label in rates:
         row(f"delivered / dropped @ {label} (rate reached)",
             {w: get(phase, w, "delivered") for w in whos})
         rows[-1][1:1 + len(whos)] = [
             f"{fmt(get(phase, w, 'delivered'))} / {fmt(get(phase, w, 'drops'))} "
             f"({fmt(get(phase, w, 'gen_rate'))}/s)" for w in whos]
-    # Which syscalls, for the agent at 100k/s.
+    # Which syscalls, for the agent at the goal's rate.
     for w in [x for x in whos if x not in ("c", "cb")]:
         parts = []
-        for key in sorted(k for (p, ww, k) in vals if p == "100000" and ww == w
+        for key in sorted(k for (p, ww, k) in vals if p == a.goal_rate and ww == w
                           and k.startswith("perf:syscalls:sys_enter_")):
-            v = per_event("100000", w, key)
+            v = per_event(a.goal_rate, w, key)
             if v and v >= 0.005:
                 parts.append(f"{key.rsplit('_enter_', 1)[1]} {v:.3f}")
-        rows.append([f"{names[w]} syscalls per event @ 100k/s: " + (", ".join(parts) or "-")]
+        rows.append([f"{names[w]} syscalls per event @ {rate_label(a.goal_rate)}: "
+                     + (", ".join(parts) or "-")]
                     + [""] * (len(whos) + len(ratios) + 1))
 
     # Cost in the traced process.
@@ -154,14 +168,15 @@ def main():
     for kind in ("enter", "exit"):
         row(f"JIT size of bind {kind}, bytes (xlated)",
             {w: bpf[(w, kind)][2] or None for w in whos})
-        rows[-1][1:1 + len(whos)] = [f"{bpf[(w, kind)][2]} ({bpf[(w, kind)][3]})" for w in whos]
-    for phase, label in RATES:
+        rows[-1][1:1 + len(whos)] = [f"{bpf[(w, kind)][2]} ({bpf[(w, kind)][3]})"
+                                     if bpf[(w, kind)][2] else "-" for w in whos]
+    for phase, label in rates:
         base = get(phase, "none", "gen_cpu_ns")
         row(f"traced bind(): generator CPU per call, ns @ {label} (none: {fmt(base)})",
             {w: get(phase, w, "gen_cpu_ns") for w in whos})
     for w in [x for x in whos if x not in ("c", "cb")]:
         lat = [f"{label} max {fmt(get(p, w, 'lat_max_ms'), ' ms', 1)} mean "
-               f"{fmt(get(p, w, 'lat_mean_ms'), ' ms', 1)}" for p, label in RATES]
+               f"{fmt(get(p, w, 'lat_mean_ms'), ' ms', 1)}" for p, label in rates]
         rows.append([f"{names[w]} bind -> subscriber latency: " + "; ".join(lat)]
                     + [""] * (len(whos) + len(ratios) + 1))
 

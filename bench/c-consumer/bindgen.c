@@ -3,7 +3,7 @@
  * `rebind`, bind() again and again on one bound socket (each fails with EINVAL, which the
  * probes record like any other bind: a cheaper call, so the consumers see higher rates). Paces in 1 ms
  * steps with clock_nanosleep; stops by itself after COUNT calls. Prints
- * `calls N secs S rate R cpu_ns_per_call C` (C: this process's user+system time per loop,
+ * `calls N failed F secs S rate R cpu_ns_per_call C` (C: this process's user+system time per loop,
  * which includes what the attached probes cost it).
  *
  *   bindgen COUNT [RATE_PER_S [fresh|rebind]]    (RATE 0 or absent: as fast as possible) */

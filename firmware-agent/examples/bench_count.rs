@@ -1,5 +1,6 @@
 //! Counting subscriber for `scripts/bench-footprint.sh` (not part of the agent): subscribes to
-//! `<prefix>/<device>/#` on a loopback broker, decodes every batch, and keeps rewriting one
+//! `<prefix>/<device>/#` on a broker (`--host`, loopback by default; the guest bench's is the
+//! host's, through QEMU's user network), decodes every batch, and keeps rewriting one
 //! status line in `--status FILE` (every 100 ms, atomically):
 //! `online O events E binds B ours U drops D batches N lat_max_ms L lat_mean_ms M`,
 //! where `ours` are bind events whose comm is `--comm` (the load generator), drops are every
@@ -58,10 +59,11 @@ fn main() {
         arg(&args, "--status"),
     ) else {
         eprintln!(
-            "usage: bench_count --port PORT --device ID --status FILE [--prefix edge] [--comm bindgen] [--seconds 900]"
+            "usage: bench_count --port PORT --device ID --status FILE [--host 127.0.0.1] [--prefix edge] [--comm bindgen] [--seconds 900]"
         );
         std::process::exit(2);
     };
+    let host = arg(&args, "--host").unwrap_or_else(|| "127.0.0.1".into());
     let prefix = arg(&args, "--prefix").unwrap_or_else(|| "edge".into());
     let comm = arg(&args, "--comm").unwrap_or_else(|| "bindgen".into());
     let limit = Duration::from_secs(
@@ -76,11 +78,7 @@ fn main() {
         signal_hook::flag::register(sig, stop.clone()).expect("signal handler");
     }
     let counts = Arc::new(Mutex::new(Counts::default()));
-    let mut opts = MqttOptions::new(
-        format!("bench-count-{}", std::process::id()),
-        "127.0.0.1",
-        port,
-    );
+    let mut opts = MqttOptions::new(format!("bench-count-{}", std::process::id()), host, port);
     opts.set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut conn) = Client::new(opts, 1024);
     client
