@@ -1,8 +1,8 @@
 // The hub's web view script, compiled into the binary. The pages arrive rendered by the
 // server; this keeps them live over server-sent events: the fleet table's rows (status, last
-// seen, every cell), a device's status, facts and probes, its event feed and its metrics
-// charts (SVG drawn here). Text from devices is only ever set with textContent, never parsed
-// as HTML.
+// seen, every cell; a forgotten device's row is removed), a device's status, facts and
+// probes, its event feed and its metrics charts (SVG drawn here). Text from devices is only
+// ever set with textContent, never parsed as HTML.
 "use strict";
 
 const body = document.body;
@@ -116,6 +116,13 @@ function fleetPage() {
   filterStatus.addEventListener("change", applyFilter);
   applyFilter();
   stream("/api/fleet/stream?since=" + encodeURIComponent(body.dataset.version || "0"), {
+    gone: (ids) => {
+      for (const id of ids) {
+        const tr = rows.get(id);
+        if (tr) { tr.remove(); rows.delete(id); }
+      }
+      counts();
+    },
     devices: (list) => { list.forEach(update); counts(); },
   }, null);
 }

@@ -7,7 +7,7 @@
 
 mod view;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use edge_wire::{DeathCause, Message};
 use serde::{Deserialize, Serialize};
@@ -75,11 +75,17 @@ pub enum StatusChange {
     },
 }
 
+/// How many forgotten devices the fleet remembers for open pages ([`Fleet::forgotten_since`]).
+pub const FORGOTTEN_KEPT: usize = 4096;
+
 #[derive(Debug, Default)]
 pub struct Fleet {
     devices: BTreeMap<String, Entry>,
     version: u64,
     dirty: BTreeSet<String>,
+    /// The last [`FORGOTTEN_KEPT`] devices forgotten, with the version that forgot them, oldest
+    /// first: a fleet table opened before that still shows them until it is told.
+    forgotten: VecDeque<(u64, String)>,
 }
 
 impl Fleet {
@@ -213,8 +219,22 @@ impl Fleet {
         let known = self.devices.remove(device).is_some();
         if known {
             self.version += 1;
+            self.forgotten.push_back((self.version, device.to_owned()));
+            if self.forgotten.len() > FORGOTTEN_KEPT {
+                self.forgotten.pop_front();
+            }
         }
         known
+    }
+
+    /// Devices forgotten after `version`, oldest first. One that came back since is listed too,
+    /// and also among [`Fleet::changed_since`]: a view removes these before it applies those.
+    /// Only the last [`FORGOTTEN_KEPT`] forgets are remembered.
+    pub fn forgotten_since(&self, version: u64) -> impl Iterator<Item = &str> {
+        self.forgotten
+            .iter()
+            .filter(move |(v, _)| *v > version)
+            .map(|(_, d)| d.as_str())
     }
 
     /// The fleet's version when `device` last changed.

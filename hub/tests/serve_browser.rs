@@ -1,7 +1,8 @@
 //! The web view in a real headless Chromium (Debian's chromium + chromedriver over WebDriver),
 //! against `hub serve` and a real mosquitto fed by a simulated fleet: the fleet table lists
 //! the devices with their online/offline states; a device that goes offline is shown offline
-//! without a reload (fleet table and device page); a device page receives an event published
+//! without a reload (fleet table and device page), and a forgotten one (`hub forget`) leaves an
+//! open fleet table; a device page receives an event published
 //! after it loaded; HTML in a process name, a file name or a device id is shown as text, live
 //! and when rendered by the server; a device page's facts and probes follow a new birth, a
 //! sample and events without a reload. Screenshots of each page are kept under target/.
@@ -17,6 +18,7 @@ use serve_kit::{
     ServeHub, artefacts,
     browser::Browser,
     fleet::{Publisher, T0_MS, batch, birth, birth_of, death, exec, exit, metrics},
+    hub_run,
 };
 
 const EVIL_COMM: &str = "<svg onload=x()>";
@@ -95,6 +97,21 @@ fn the_fleet_view_in_a_real_browser() {
     assert_eq!(
         b.eval("return document.getElementById('count-offline').textContent"),
         "2"
+    );
+    // `hub forget`: the open table drops the row and counts again, without a reload.
+    let (st, _, err) = hub_run(&["--broker", &broker.url(), "forget", "pi-d"]);
+    assert!(st.success(), "{err}");
+    b.wait_true(
+        "pi-d's row gone",
+        "return !document.querySelector('tr[data-device=\"pi-d\"]')",
+    );
+    assert_eq!(
+        b.eval(
+            "return [document.querySelectorAll('#fleet-rows tr').length, \
+             document.getElementById('count-devices').textContent, \
+             document.getElementById('count-online').textContent, window.__marker]"
+        ),
+        json!([4, "4", "2", 42])
     );
     b.screenshot(&shots, "fleet");
 

@@ -91,6 +91,10 @@ fn metrics() -> Vec<u8> {
 }
 
 fn exits(seq: u32, n: usize) -> Vec<u8> {
+    exits_of("pi1", seq, n)
+}
+
+fn exits_of(device: &str, seq: u32, n: usize) -> Vec<u8> {
     let ev = Event::Exit(Exit {
         age_us: 0,
         task: Task {
@@ -102,7 +106,7 @@ fn exits(seq: u32, n: usize) -> Vec<u8> {
         how: ExitHow::Code(0),
     });
     encode(&Message::Events(EventBatch {
-        device: bounded("pi1"),
+        device: bounded(device),
         boot_id: bounded("b1"),
         run_id: 9,
         seq,
@@ -259,6 +263,9 @@ fn a_forgotten_device_leaves_the_fleet_and_comes_back_from_nothing() {
     );
     assert!(!fleet.forget("pi1"), "forgetting twice changes nothing");
     assert_eq!(fleet.version(), before + 1);
+    // A table made before the forget is told; one made after it is not.
+    assert_eq!(fleet.forgotten_since(before).collect::<Vec<_>>(), ["pi1"]);
+    assert_eq!(fleet.forgotten_since(before + 1).count(), 0);
     // It comes back: its counts start again, and the same batch is not a duplicate.
     feed(&mut hub, &mut fleet, "events", &exits(0, 3), 20, false);
     let st = fleet.device("pi1").expect("pi1");
@@ -267,4 +274,22 @@ fn a_forgotten_device_leaves_the_fleet_and_comes_back_from_nothing() {
         (None, 3, 0, 20)
     );
     assert_eq!(fleet.device_version("pi1"), Some(before + 2));
+    // A table made before both is told of the forget and of the new row, in that order.
+    assert_eq!(fleet.forgotten_since(before).collect::<Vec<_>>(), ["pi1"]);
+    assert_eq!(fleet.changed_since(before).count(), 1);
+}
+
+#[test]
+fn only_the_last_forgotten_devices_are_remembered() {
+    let mut fleet = Fleet::new();
+    let mut hub = Hub::new("edge");
+    for i in 0..FORGOTTEN_KEPT + 2 {
+        let d = format!("pi{i}");
+        let outcome = hub.handle(&format!("edge/{d}/events"), &exits_of(&d, 0, 1));
+        fleet.apply(&outcome, &[], &hub.totals, 1, false);
+        assert!(fleet.forget(&d));
+    }
+    let gone: Vec<&str> = fleet.forgotten_since(0).collect();
+    assert_eq!(gone.len(), 4096);
+    assert_eq!((gone[0], gone[4095]), ("pi2", "pi4097"));
 }

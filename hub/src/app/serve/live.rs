@@ -2,8 +2,9 @@
 //! and page facts first, then its records, metrics samples and status changes as the ingest
 //! loop takes them in, and its row and facts again (at most every second) whenever anything
 //! else about it changed: a new birth, a sample, counts, last seen.
-//! `/api/fleet/stream?since=VERSION`: every second, the rows of the devices changed since the
-//! page was made (its version) or since the last push. A browser that falls behind misses
+//! `/api/fleet/stream?since=VERSION`: every second, the ids of the devices forgotten (`gone`)
+//! and the rows of the devices changed (`devices`) since the page was made (its version) or
+//! since the last push. A browser that falls behind misses
 //! items (counted) rather than holding the hub's memory.
 
 use std::{convert::Infallible, sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
@@ -103,24 +104,30 @@ pub async fn fleet(
             loop {
                 ticker.tick().await;
                 let now = timespec::now_ms();
-                let rows: Vec<serde_json::Value> = {
+                let (gone, rows) = {
                     let st = shared.state();
-                    let rows = st
+                    let gone: Vec<&str> = st.fleet.forgotten_since(since).collect();
+                    let gone = (!gone.is_empty()).then(|| serde_json::json!(gone).to_string());
+                    let rows: Vec<serde_json::Value> = st
                         .fleet
                         .changed_since(since)
                         .map(|d| web::fleet::row_json(&DeviceView::of(d, now), now))
                         .collect();
                     since = st.fleet.version();
-                    rows
+                    let rows =
+                        (!rows.is_empty()).then(|| serde_json::Value::Array(rows).to_string());
+                    (gone, rows)
                 };
-                if !rows.is_empty() {
-                    let ev = Event::default()
-                        .event("devices")
-                        .data(serde_json::Value::Array(rows).to_string());
-                    return Some((Ok(ev), (ticker, shared, since)));
+                // Forgotten devices first: one that came back since is in the rows again.
+                let events: Vec<Result<Event, Infallible>> = [("gone", gone), ("devices", rows)]
+                    .into_iter()
+                    .filter_map(|(name, data)| Some(Ok(Event::default().event(name).data(data?))))
+                    .collect();
+                if !events.is_empty() {
+                    return Some((stream::iter(events), (ticker, shared, since)));
                 }
             }
         },
     );
-    Sse::new(s).keep_alive(KeepAlive::default())
+    Sse::new(futures_util::StreamExt::flatten(s)).keep_alive(KeepAlive::default())
 }
