@@ -6,8 +6,11 @@
 //! the pipeline's tokio runtime (`Readable`).
 
 use std::{
+    future::Future,
     io,
     os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    pin::Pin,
+    time::Duration,
 };
 
 use tokio::io::{Interest, unix::AsyncFd};
@@ -106,5 +109,30 @@ impl Readable {
         let mut guard = self.0.readable().await?;
         guard.clear_ready();
         Ok(())
+    }
+
+    /// A reader's wait between drains: true once the set is readable or `nap` (if any) has
+    /// passed, false once `stop` resolves.
+    pub async fn wait<S>(&self, nap: Option<Duration>, stop: Pin<&mut S>) -> io::Result<bool>
+    where
+        S: Future<Output = ()>,
+    {
+        futures_lite::future::or(
+            async { self.readable().await.map(|()| true) },
+            futures_lite::future::or(
+                async {
+                    match nap {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => futures_lite::future::pending::<()>().await,
+                    }
+                    Ok(true)
+                },
+                async {
+                    stop.await;
+                    Ok(false)
+                },
+            ),
+        )
+        .await
     }
 }

@@ -123,20 +123,7 @@ where
         if !forward(&mut ring, &mut decode, lost, &tx).await {
             return Ok(());
         }
-        let woke = futures_lite::future::or(
-            async { wake.readable().await.map(|()| true) },
-            futures_lite::future::or(
-                async {
-                    tokio::time::sleep(poll).await;
-                    Ok(true)
-                },
-                async {
-                    stop.as_mut().await;
-                    Ok(false)
-                },
-            ),
-        )
-        .await?;
+        let woke = wake.wait(Some(poll), stop.as_mut()).await?;
         if !woke {
             forward(&mut ring, &mut decode, lost, &tx).await;
             return Ok(());
@@ -164,8 +151,7 @@ async fn forward<T>(
                 Some(Item::Sample(bytes)) => decode(bytes),
             };
             if let Some(v) = v
-                && let Err(v) = tx.try_send(v)
-                && tx.send(v).await.is_err()
+                && !tx.put(v).await
             {
                 return false;
             }

@@ -106,23 +106,7 @@ where
             return Ok(());
         }
         let nap = last.and_then(|last| unannounced_for(now, last));
-        let woke = futures_lite::future::or(
-            async { wakeups.readable().await.map(|()| true) },
-            futures_lite::future::or(
-                async {
-                    match nap {
-                        Some(d) => tokio::time::sleep(d).await,
-                        None => futures_lite::future::pending::<()>().await,
-                    }
-                    Ok(true)
-                },
-                async {
-                    stop.as_mut().await;
-                    Ok(false)
-                },
-            ),
-        )
-        .await?;
+        let woke = wakeups.wait(nap, stop.as_mut()).await?;
         if !woke {
             forward(&mut ring, &mut decode, &tx).await;
             return Ok(());
@@ -139,8 +123,7 @@ async fn forward<T>(
     // Decode, and release the record, before waiting on the channel.
     while let Some(v) = ring.read_next(&mut *decode) {
         if let Some(v) = v
-            && let Err(v) = tx.try_send(v)
-            && tx.send(v).await.is_err()
+            && !tx.put(v).await
         {
             return false;
         }
