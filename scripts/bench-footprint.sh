@@ -103,24 +103,15 @@ stop_pid() { # SIGTERM, wait up to 20 s, then SIGKILL
     wait "$p" 2>/dev/null || true
     forget "$p"
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=../bench/lib.sh
+. bench/lib.sh
 status_of() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 ticks() { awk '{sub(/.*\) /, ""); split($0, f, " "); print f[12] + f[13]}' "/proc/$1/stat"; }
 rec() { echo "$*" >> "$results"; }
 sysctl -q kernel.bpf_stats_enabled=1
 
 # A private broker on loopback; mosquitto drops root itself.
-port=$(free_port)
-mkdir -p "$out/mosquitto"
-cat > "$out/mosquitto/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-log_dest none
-EOF
-mosquitto -c "$out/mosquitto/mosquitto.conf" & pids+=($!)
-for _ in $(seq 50); do mosquitto_pub -p "$port" -t bench/ping -m x 2>/dev/null && break; sleep 0.1; done
+bench_broker "$out/mosquitto"
 printf '\n' > "$out/agent.toml" # the defaults, with every probe
 
 # Starts consumer $1 ("c", "agent", "base") pinned to CPU 0; sets $cpid (and $cnt_pid, $cnt_file).
@@ -183,34 +174,11 @@ start_consumer agent idle; agent_idle=$cpid; agent_cnt=$cnt_pid
 base_idle="" base_cnt=""
 if [ -n "${BENCH_AGENT_BASE:-}" ]; then start_consumer base idle; base_idle=$cpid; base_cnt=$cnt_pid; fi
 start_consumer c idle; c_idle=$cpid
-mkdir -p "$out/collectd"
-cat > "$out/collectd/collectd.conf" <<EOF
-Hostname "bench"
-FQDNLookup false
-BaseDir "$out/collectd"
-PIDFile "$out/collectd/collectd.pid"
-PluginDir "/usr/lib/collectd"
-TypesDB "/usr/share/collectd/types.db"
-Interval 10
-LoadPlugin cpu
-LoadPlugin memory
-LoadPlugin load
-LoadPlugin interface
-LoadPlugin mqtt
-<Plugin mqtt>
-  <Publish "bench">
-    Host "127.0.0.1"
-    Port "$port"
-    ClientId "collectd-bench-$$"
-    Prefix "collectd"
-    QoS 1
-  </Publish>
-</Plugin>
-EOF
+bench_collectd_conf "$out/collectd" "$port" "collectd-bench-$$"
 timeout 30 mosquitto_sub -p "$port" -t 'collectd/#' -C 1 -W 25 > "$out/collectd/first-message" 2>&1 & sub=$!
 collectd -f -C "$out/collectd/collectd.conf" > "$out/collectd/log" 2>&1 & collectd_pid=$!
 pids+=("$collectd_pid")
-ne_port=$(free_port)
+ne_port=$(bench_free_port)
 prometheus-node-exporter --web.listen-address="127.0.0.1:$ne_port" > "$out/node_exporter.log" 2>&1 & ne_pid=$!
 pids+=("$ne_pid")
 sleep 3

@@ -56,12 +56,9 @@ done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$out/mosquitto"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest none\n' \
-    "$port" >"$out/mosquitto/mosquitto.conf"
-mosquitto -c "$out/mosquitto/mosquitto.conf" & pids+=($!)
-for _ in $(seq 50); do mosquitto_pub -p "$port" -t bench/ping -m x 2>/dev/null && break; sleep 0.1; done
+# shellcheck source=../bench/lib.sh
+. bench/lib.sh
+bench_broker "$out/mosquitto"
 
 cmdline="fa.scenario=custom fa.broker=mqtt://10.0.2.2:$port fa.rates=$rates"
 cmdline+=" fa.secs=${BENCH_GUEST_SECS:-5} fa.flat=${BENCH_GUEST_FLAT:-20000}"

@@ -42,20 +42,11 @@ cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=../bench/lib.sh
+. bench/lib.sh
 field() { awk -v k="$2" '$1 == k":" {print $2}' "$1" 2>/dev/null || echo 0; }
 
-port=$(free_port)
-mkdir -p "$out/mosquitto"
-cat > "$out/mosquitto/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-log_dest none
-EOF
-mosquitto -c "$out/mosquitto/mosquitto.conf" & pids+=($!)
-for _ in $(seq 50); do mosquitto_pub -p "$port" -t bench/ping -m x 2>/dev/null && break; sleep 0.1; done
+bench_broker "$out/mosquitto"
 printf '\n' > "$out/agent.toml" # the defaults, with every probe
 
 watch=() # "name pid"
@@ -85,34 +76,11 @@ else
     log "C consumer not built (bench/c-consumer needs clang, libbpf-dev, bpftool); left out"
 fi
 if command -v prometheus-node-exporter >/dev/null; then
-    prometheus-node-exporter --web.listen-address="127.0.0.1:$(free_port)" > "$out/node_exporter.log" 2>&1 &
+    prometheus-node-exporter --web.listen-address="127.0.0.1:$(bench_free_port)" > "$out/node_exporter.log" 2>&1 &
     pids+=($!)
     watch+=("node_exporter $!")
 fi
-mkdir -p "$out/collectd"
-cat > "$out/collectd/collectd.conf" <<EOF
-Hostname "bench"
-FQDNLookup false
-BaseDir "$out/collectd"
-PIDFile "$out/collectd/collectd.pid"
-PluginDir "/usr/lib/collectd"
-TypesDB "/usr/share/collectd/types.db"
-Interval 10
-LoadPlugin cpu
-LoadPlugin memory
-LoadPlugin load
-LoadPlugin interface
-LoadPlugin mqtt
-<Plugin mqtt>
-  <Publish "bench">
-    Host "127.0.0.1"
-    Port "$port"
-    ClientId "collectd-idle-$$"
-    Prefix "collectd"
-    QoS 1
-  </Publish>
-</Plugin>
-EOF
+bench_collectd_conf "$out/collectd" "$port" "collectd-idle-$$"
 timeout 30 mosquitto_sub -p "$port" -t 'collectd/#' -C 1 -W 25 > "$out/collectd/first-message" 2>&1 & sub=$!
 collectd -f -C "$out/collectd/collectd.conf" > "$out/collectd/log" 2>&1 & cd_pid=$!
 pids+=("$cd_pid")

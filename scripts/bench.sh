@@ -2,7 +2,9 @@
 # Benchmarks (figures, not pass/fail): the pipeline on the real kernel (events/s, drops, CPU,
 # VmRSS, bytes per event vs serde_json), stripped binary sizes for x86_64 and the static
 # aarch64 (Raspberry Pi) build, then the footprint table against a C libbpf consumer, collectd
-# and node_exporter (scripts/bench-footprint.sh). Run as root.
+# and node_exporter (scripts/bench-footprint.sh), and the same load phases inside the 16K and 4K
+# arm64 QEMU guests (scripts/bench-guest.sh, about 12 minutes; BENCH_GUEST=0 leaves it out).
+# Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,3 +18,4 @@ for bin in target/release/firmware-agent target/aarch64-unknown-linux-musl/relea
 done
 rm -f /tmp/fa-size-check
 bash scripts/bench-footprint.sh
+[ "${BENCH_GUEST:-1}" = 0 ] || bash scripts/bench-guest.sh
