@@ -7,6 +7,9 @@
 #   arm64_apt_init NAME 'LOG LABEL' 'deb line'...   sets APTDIR, DEBS, APT_OPTS; reads the index
 #                                                   once a day (HW_TESTS_APT_REFRESH=1 forces,
 #                                                   =0 never if present)
+#   arm64_apt_bookworm                              arm64_apt_init for bookworm, -updates and
+#                                                   -backports (HW_TESTS_MIRROR): the one index
+#                                                   under $CACHE/apt, so its users cannot disagree
 #   fetch_deb PKG [VERSION]   -> prints the .deb's path in $DEBS (cached, checked with dpkg-deb)
 #   extract_deb DEB DIR       unpacks once (a marker names the .deb)
 #
@@ -61,6 +64,12 @@ arm64_apt_init() {
     else
         die "apt-get update (arm64 $label, private config) failed; is the mirror reachable?"
     fi
+}
+
+arm64_apt_bookworm() {
+    local m="${HW_TESTS_MIRROR:-http://deb.debian.org/debian}"
+    arm64_apt_init apt "$m bookworm{,-updates,-backports}" \
+        "$m bookworm main" "$m bookworm-updates main" "$m bookworm-backports main"
 }
 
 fetch_deb() { # PKG [VERSION] -> path of the .deb in $DEBS

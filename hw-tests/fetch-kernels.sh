@@ -24,7 +24,6 @@
 set -euo pipefail
 
 CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
-MIRROR="${HW_TESTS_MIRROR:-http://deb.debian.org/debian}"
 KVER_PATTERN="${HW_TESTS_KVER_PATTERN:-6\.12\.}"
 
 die() { echo "fetch-kernels: ERROR: $*" >&2; exit 1; }
@@ -32,8 +31,7 @@ log() { echo "fetch-kernels: $*" >&2; }
 
 # shellcheck source=arm64-apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/arm64-apt.sh"
-arm64_apt_init apt "$MIRROR bookworm{,-updates,-backports}" \
-    "$MIRROR bookworm main" "$MIRROR bookworm-updates main" "$MIRROR bookworm-backports main"
+arm64_apt_bookworm
 mkdir -p "$CACHE/kernels"
 
 # --- pick the newest 6.12 16k-unsigned image that also has a 4k twin ----------

@@ -13,7 +13,6 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${1:?usage: $0 OUT_DIR}"
 CACHE="${HW_TESTS_CACHE:-/var/cache/firmware-agent-hw}"
-MIRROR="${HW_TESTS_MIRROR:-http://deb.debian.org/debian}"
 die() { echo "c-consumer/arm64: ERROR: $*" >&2; exit 1; }
 log() { echo "c-consumer/arm64: $*" >&2; }
 
@@ -25,8 +24,7 @@ done
 
 # shellcheck source=../../hw-tests/arm64-apt.sh
 . "$HERE/../../hw-tests/arm64-apt.sh"
-arm64_apt_init apt "$MIRROR bookworm{,-updates,-backports}" \
-    "$MIRROR bookworm main" "$MIRROR bookworm-updates main" "$MIRROR bookworm-backports main"
+arm64_apt_bookworm
 inc=() lib=()
 for pkg in libbpf-dev libelf-dev zlib1g-dev; do
     dir="$CACHE/arm64-dev/$pkg"
